@@ -1,0 +1,296 @@
+"""Pure retry decisions: classify an outcome, parse Retry-After, choose the next step.
+
+Nothing here does I/O or keeps state; the call flow feeds these functions and acts on them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, FrozenSet, Mapping, Optional, Union
+
+from ._backoff import Backoff, FullJitter
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    ConfigError,
+    status_error,
+)
+
+__all__ = [
+    "BASE_URL_HINT",
+    "Classification",
+    "ResponseLike",
+    "RetryPolicy",
+    "Step",
+    "classify",
+    "decide",
+    "parse_retry_after",
+]
+
+BASE_URL_HINT = (
+    "The answer is not the gateway's JSON: check base_url (it should end in /v1, "
+    "e.g. https://api.cometapi.com/v1)"
+)
+_INVALID_REQUEST_CODES = frozenset({"invalid_request", "invalid_request_error"})
+_QUOTA_CODES = frozenset({"insufficient_quota", "quota_exceeded"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How one call retries a model before moving down the fallback chain.
+
+    Args:
+        max_retries: retries per model after its first attempt (so ``max_retries + 1``
+            attempts per model).
+        backoff: the wait before retry ``n``; the server's Retry-After wins when longer.
+        max_retry_after: a server wait longer than this (seconds) is not slept: the call
+            moves to the next model at once (or raises when there is none).
+        retry_statuses: statuses retried on the same model, besides every 5xx.
+        retry_server_errors: whether 5xx statuses are retried (except ``invalid_request``).
+        retry_connection_errors: whether connection errors and timeouts are retried.
+        respect_should_retry: obey the server's ``x-should-retry: true/false`` header.
+    """
+
+    max_retries: int = 2
+    backoff: Backoff = field(default_factory=lambda: FullJitter(base=0.5, cap=8.0))
+    max_retry_after: float = 60.0
+    retry_statuses: FrozenSet[int] = frozenset({408, 409, 429})
+    retry_server_errors: bool = True
+    retry_connection_errors: bool = True
+    respect_should_retry: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
+            raise ConfigError(f"RetryPolicy.max_retries must be an int, got {self.max_retries!r}")
+        if self.max_retries < 0:
+            raise ConfigError(f"RetryPolicy.max_retries must be >= 0, got {self.max_retries}")
+        if not isinstance(self.backoff, Backoff):
+            raise ConfigError(
+                f"RetryPolicy.backoff must be a cometsync backoff strategy, got {self.backoff!r}"
+            )
+        if not self.max_retry_after >= 0:
+            raise ConfigError("RetryPolicy.max_retry_after must be >= 0 seconds")
+        object.__setattr__(self, "retry_statuses", frozenset(self.retry_statuses))
+
+
+class ResponseLike:
+    """What the flow reads of an HTTP response; transports and simulators provide it.
+
+    Header names are looked up in lower case. ``json()`` may be overridden by a simulator that
+    already holds the decoded body.
+    """
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+    url: str
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What an outcome means for the call.
+
+    Attributes:
+        ok: a 2xx response; the body still has to parse.
+        retry: the same model may be tried again.
+        fallback: the next model may be tried.
+        error: the error to raise or record (None when ok).
+        retry_after: the server's requested wait in seconds, if any.
+        overloaded: a 429/503-like signal that the server wants less traffic.
+    """
+
+    ok: bool
+    retry: bool = False
+    fallback: bool = False
+    error: Optional[APIError] = None
+    retry_after: Optional[float] = None
+    overloaded: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """The flow's next move: ``success``, ``retry`` (after ``delay``), ``fallback`` or ``raise``."""
+
+    decision: str
+    delay: Optional[float] = None
+    reason: str = ""
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float) -> Optional[float]:
+    """The server's requested wait in seconds, or None.
+
+    ``retry-after-ms`` wins, then ``retry-after`` as seconds, then as an HTTP date (relative
+    to ``now``, seconds since the epoch). Garbage, NaN and negative values give None or 0.
+    """
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        value = _finite(raw_ms)
+        if value is not None:
+            return max(0.0, value / 1000.0)
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    value = _finite(raw)
+    if value is not None:
+        return max(0.0, value)
+    try:
+        when = parsedate_to_datetime(raw.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:  # RFC 9110 dates are GMT; naive means garbage
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _finite(text: str) -> Optional[float]:
+    try:
+        value = float(text.strip())
+    except (AttributeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _decode(response: ResponseLike) -> Any:
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError):
+        return response.content.decode("utf-8", "replace")
+
+
+def classify(
+    outcome: Union[ResponseLike, APIError],
+    policy: RetryPolicy,
+    *,
+    model: Optional[str],
+    now: float,
+) -> Classification:
+    """Classify one attempt's outcome (a response, or a transport error).
+
+    Args:
+        outcome: the response, or the APIConnectionError the transport raised.
+        policy: the retry policy in force.
+        model: the model the attempt was for (named in error messages).
+        now: wall-clock seconds since the epoch, to resolve Retry-After dates.
+    """
+    if isinstance(outcome, APIError):
+        connection = isinstance(outcome, APIConnectionError)
+        return Classification(
+            ok=False,
+            retry=policy.retry_connection_errors and connection,
+            fallback=True,
+            error=outcome,
+        )
+    status = outcome.status_code
+    if 200 <= status < 300:
+        return Classification(ok=True)
+    headers = outcome.headers
+    retry_after = parse_retry_after(headers, now)
+    body = _decode(outcome)
+    json_error = isinstance(body, dict) and "error" in body
+    hint = ""
+    retry = fallback = False
+    if 300 <= status < 400:
+        location = headers.get("location")
+        hint = BASE_URL_HINT + (f"; the server redirects to {location}" if location else "")
+    elif status == 404:
+        fallback = json_error  # unknown model: another may exist; an HTML 404 is a wrong URL
+        if not json_error:
+            hint = f"{BASE_URL_HINT}; requested {outcome.url}"
+    elif status in (400, 401, 403, 422):
+        pass  # malformed or unauthorised: no retry and no fallback may hide it
+    elif _error_code(body) & _INVALID_REQUEST_CODES and status >= 500:
+        pass  # CometAPI reports some invalid requests as 500 invalid_request
+    elif status == 429 and _error_code(body) & _QUOTA_CODES:
+        pass  # the account is out of quota: waiting or another model will not help
+    elif status in policy.retry_statuses or (status >= 500 and policy.retry_server_errors):
+        retry = fallback = True
+    if policy.respect_should_retry:
+        should = headers.get("x-should-retry", "").strip().lower()
+        if should in ("true", "false"):
+            retry = should == "true"
+    if status >= 500 and not json_error and not isinstance(body, dict) and _looks_html(body):
+        hint = hint or "an HTML error page, likely from a proxy in front of the gateway"
+    error = status_error(status, headers, body, model=model, hint=hint, retry_after=retry_after)
+    return Classification(
+        ok=False,
+        retry=retry,
+        fallback=fallback,
+        error=error,
+        retry_after=retry_after,
+        overloaded=status in (429, 503, 529),
+    )
+
+
+def _error_code(body: Any) -> FrozenSet[str]:
+    if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
+        return frozenset()
+    err = body["error"]
+    return frozenset(str(err[k]) for k in ("code", "type") if err.get(k) is not None)
+
+
+def _looks_html(body: Any) -> bool:
+    return isinstance(body, str) and body.lstrip()[:15].lower().startswith(("<!doctype", "<html"))
+
+
+def invalid_body(model: Optional[str], status: int, problem: str) -> APIResponseValidationError:
+    """The error for a 2xx whose body did not parse (retryable: proxies truncate bodies)."""
+    return APIResponseValidationError(
+        f"status {status} with an invalid body: {problem}" + (f" (model {model})" if model else ""),
+        model=model,
+        status_code=status,
+    )
+
+
+def decide(
+    verdict: Classification,
+    attempt: int,
+    policy: RetryPolicy,
+    *,
+    previous_delay: Optional[float] = None,
+    time_left: Optional[float] = None,
+    has_next_model: bool = True,
+) -> Step:
+    """Choose what follows an attempt.
+
+    Args:
+        verdict: the attempt's classification.
+        attempt: the attempt number on this model, from 1.
+        policy: the retry policy.
+        previous_delay: the last delay slept on this model (for decorrelated jitter).
+        time_left: seconds until the call's deadline, or None without a deadline.
+        has_next_model: whether the fallback chain has another model.
+    """
+    if verdict.ok:
+        return Step("success")
+    move_on = "fallback" if verdict.fallback and has_next_model else "raise"
+    if not verdict.retry:
+        reason = "not retryable" if not verdict.fallback else "not retryable on this model"
+        return Step(move_on, reason=reason)
+    if attempt > policy.max_retries:
+        return Step(move_on, reason=f"retries exhausted ({policy.max_retries})")
+    server_wait = verdict.retry_after
+    if server_wait is not None and server_wait > policy.max_retry_after:
+        return Step(
+            move_on,
+            reason=f"server asked to wait {server_wait:g}s, above max_retry_after "
+            f"{policy.max_retry_after:g}s",
+        )
+    delay = policy.backoff.delay(attempt, previous_delay)
+    if server_wait is not None:
+        delay = max(delay, server_wait)
+    if time_left is not None and delay >= time_left:
+        return Step(move_on, reason=f"a {delay:.3g}s wait would pass the deadline")
+    return Step("retry", delay=delay)
+
+
+def demote(verdict: Classification, has_next_model: bool, reason: str) -> Step:
+    """Turn a would-be retry into a fallback or a raise (e.g. the retry budget said no)."""
+    return Step("fallback" if verdict.fallback and has_next_model else "raise", reason=reason)
