@@ -35,20 +35,20 @@ from ._errors import (
     RequestValidationError,
     UnprocessableEntityError,
 )
-from ._guards import Guards
+from ._guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
 from ._metrics import MetricsRecorder
 from ._policy import RetryPolicy, parse_retry_after
 from ._transport import HTTPRequest, RequestsTransport, Response, Transport
 from ._types import Attempt, ChatCompletion, ChatCompletionMessage, Choice, Model, Timeout, Usage
 
 __all__ = [
-    "DEFAULT_BASE_URL",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",
     "APIStatusError",
     "APIStreamError",
     "APITimeoutError",
+    "AdaptiveLimiter",
     "Attempt",
     "AuthenticationError",
     "Backoff",
@@ -62,6 +62,8 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "Constant",
+    "Cooldowns",
+    "DEFAULT_BASE_URL",
     "DecorrelatedJitter",
     "EqualJitter",
     "Exponential",
@@ -74,10 +76,13 @@ __all__ = [
     "ModelCooldownError",
     "NotFoundError",
     "PermissionDeniedError",
+    "Protections",
+    "ProtectiveGuards",
     "RateLimitError",
     "RequestValidationError",
     "RequestsTransport",
     "Response",
+    "RetryBudget",
     "RetryPolicy",
     "ScaledJitter",
     "SystemClock",
