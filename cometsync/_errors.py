@@ -11,6 +11,7 @@
         │   └── APITimeoutError        connect/read timeout, or the call's deadline ran out
         ├── APIResponseValidationError a 2xx whose body is not the JSON it should be
         ├── APIStreamError             a stream that failed after its first chunk was delivered
+        ├── ModelCooldownError         every model of the chain is cooling down; nothing was sent
         └── APIStatusError             an HTTP error status (.status_code .code .request_id .body)
             ├── BadRequestError            400
             ├── AuthenticationError        401
@@ -45,6 +46,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "InternalServerError",
+    "ModelCooldownError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -92,7 +94,9 @@ class APITimeoutError(APIConnectionError):
 class APIResponseValidationError(APIError):
     """A successful status whose body is not the JSON the API promises."""
 
-    def __init__(self, message: str, *, model: Optional[str] = None, status_code: int = 200) -> None:
+    def __init__(
+        self, message: str, *, model: Optional[str] = None, status_code: int = 200
+    ) -> None:
         super().__init__(message, model=model)
         self.status_code = status_code
 
@@ -103,6 +107,10 @@ class APIStreamError(APIError):
     def __init__(self, message: str, *, model: Optional[str] = None, partial: str = "") -> None:
         super().__init__(message, model=model)
         self.partial = partial
+
+
+class ModelCooldownError(APIError):
+    """Every model of the chain is cooling down after repeated failures; nothing was sent."""
 
 
 class APIStatusError(APIError):

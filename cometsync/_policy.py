@@ -16,7 +16,6 @@ from ._errors import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
-    APIStatusError,
     ConfigError,
     status_error,
 )

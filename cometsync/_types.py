@@ -172,9 +172,7 @@ class ChatCompletionMessage(_Extras):
         raw = dict(data) if isinstance(data, Mapping) else {}
         content = raw.get("content")
         if isinstance(content, list):  # some providers send content parts; join their text
-            content = "".join(
-                str(p.get("text", "")) for p in content if isinstance(p, Mapping)
-            )
+            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
         elif content is not None and not isinstance(content, str):
             content = str(content)
         tool_calls = raw.get("tool_calls")

@@ -1,0 +1,90 @@
+"""cometsync: a resilient, thread-safe, synchronous client for CometAPI.
+
+Retries with capped, jittered backoff that honours Retry-After; an ordered model-fallback
+chain that never hides a malformed request; per-attempt history and metrics.
+"""
+
+from ._backoff import (
+    Backoff,
+    Constant,
+    DecorrelatedJitter,
+    EqualJitter,
+    Exponential,
+    FullJitter,
+    ScaledJitter,
+)
+from ._client import DEFAULT_BASE_URL, Client, __version__
+from ._clock import Clock, SystemClock
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APIStreamError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    CometError,
+    ConfigError,
+    ConflictError,
+    InternalServerError,
+    ModelCooldownError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestValidationError,
+    UnprocessableEntityError,
+)
+from ._guards import Guards
+from ._metrics import MetricsRecorder
+from ._policy import RetryPolicy, parse_retry_after
+from ._transport import HTTPRequest, RequestsTransport, Response, Transport
+from ._types import Attempt, ChatCompletion, ChatCompletionMessage, Choice, Model, Timeout, Usage
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APIStreamError",
+    "APITimeoutError",
+    "Attempt",
+    "AuthenticationError",
+    "Backoff",
+    "BadRequestError",
+    "ChatCompletion",
+    "ChatCompletionMessage",
+    "Choice",
+    "Client",
+    "Clock",
+    "CometError",
+    "ConfigError",
+    "ConflictError",
+    "Constant",
+    "DEFAULT_BASE_URL",
+    "DecorrelatedJitter",
+    "EqualJitter",
+    "Exponential",
+    "FullJitter",
+    "Guards",
+    "HTTPRequest",
+    "InternalServerError",
+    "MetricsRecorder",
+    "Model",
+    "ModelCooldownError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestValidationError",
+    "RequestsTransport",
+    "Response",
+    "RetryPolicy",
+    "ScaledJitter",
+    "SystemClock",
+    "Timeout",
+    "Transport",
+    "UnprocessableEntityError",
+    "Usage",
+    "__version__",
+    "parse_retry_after",
+]

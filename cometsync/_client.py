@@ -1,0 +1,513 @@
+"""The client: configuration, resource namespaces, and the driver of the call flow."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+
+from ._clock import SYSTEM_CLOCK, Clock
+from ._errors import APIError, ConfigError, RequestValidationError
+from ._flow import CallSpec, Send, Sleep, call_flow
+from ._guards import NO_GUARDS, Guards
+from ._metrics import log_attempt
+from ._policy import ResponseLike, RetryPolicy
+from ._transport import HTTPRequest, RequestsTransport, Transport
+from ._types import Attempt, ChatCompletion, Model, Timeout, TimeoutLike
+
+__all__ = ["DEFAULT_BASE_URL", "Client"]
+
+DEFAULT_BASE_URL = "https://api.cometapi.com/v1"
+__version__ = "0.1.0"
+
+T = TypeVar("T")
+OnAttempt = Callable[[Attempt], None]
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class _Options:
+    """Per-client settings; ``with_options`` copies them, the shared state stays shared."""
+
+    api_key: str = field(repr=False)
+    base_url: str
+    fallback_models: Tuple[str, ...]
+    retry: RetryPolicy
+    timeout: Timeout
+    deadline: Optional[float]
+    on_attempt: Optional[OnAttempt]
+    default_headers: Mapping[str, str]
+
+
+class _Shared:
+    """What every copy of a client shares: transport, clock, guards, thread pool."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        owns_transport: bool,
+        clock: Clock,
+        guards: Guards,
+        max_workers: int,
+    ) -> None:
+        self.transport = transport
+        self.owns_transport = owns_transport
+        self.clock = clock
+        self.guards = guards
+        self.max_workers = max_workers
+        self.lock = threading.Lock()
+        self.closed = False
+
+
+def _check_model_list(value: Any, name: str) -> Tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name} must be a list of model ids, got {value!r}")
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(f"{name} must hold non-empty model id strings, got {item!r}")
+    return tuple(value)
+
+
+def _check_deadline(value: Any) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"deadline must be a positive number of seconds or None, got {value!r}")
+    return float(value)
+
+
+def _check_base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL}, got {value!r}"
+        )
+    return value.rstrip("/")
+
+
+class Client:
+    """An OpenAI-shaped, thread-safe client for CometAPI with retries and model fallback.
+
+    Args:
+        api_key: the key; default ``COMETAPI_KEY`` from the environment.
+        base_url: default ``COMETAPI_BASE_URL``, else ``https://api.cometapi.com/v1``.
+        fallback_models: model ids tried, in order, after the requested one.
+        retry: the per-model retry policy; None means ``RetryPolicy()``.
+        timeout: per attempt: seconds, ``(connect, read)`` or ``Timeout``; None means 5 s / 120 s.
+        deadline: seconds for a whole call across every attempt and model, or None.
+        max_workers: bound of the thread pool behind ``submit``/``map``; also sizes the
+            connection pool.
+        session: a ``requests.Session`` to send with (you keep ownership of it).
+        on_attempt: called with every ``Attempt`` (after logging) from the calling thread.
+        transport: a custom transport (tests, simulators); excludes ``session``.
+        clock: a custom clock (tests, simulations).
+        guards: shared protections; None means none.
+        default_headers: extra headers sent with every request.
+
+    Raises:
+        ConfigError: a missing key or a setting that cannot work.
+    """
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        fallback_models: Sequence[str] = (),
+        retry: Optional[RetryPolicy] = None,
+        timeout: TimeoutLike = None,
+        deadline: Optional[float] = None,
+        max_workers: int = 8,
+        session: Optional[requests.Session] = None,
+        on_attempt: Optional[OnAttempt] = None,
+        *,
+        transport: Optional[Transport] = None,
+        clock: Optional[Clock] = None,
+        guards: Optional[Guards] = None,
+        default_headers: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("COMETAPI_KEY")
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(
+                "no API key: pass api_key=... or set the COMETAPI_KEY environment variable"
+            )
+        url = base_url if base_url is not None else os.environ.get("COMETAPI_BASE_URL")
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise ConfigError(f"max_workers must be an int >= 1, got {max_workers!r}")
+        if session is not None and transport is not None:
+            raise ConfigError("pass either session= or transport=, not both")
+        if session is not None and not isinstance(session, requests.Session):
+            raise ConfigError(f"session must be a requests.Session, got {type(session).__name__}")
+        self._options = self._make_options(
+            api_key=key.strip(),
+            base_url=url or DEFAULT_BASE_URL,
+            fallback_models=fallback_models,
+            retry=retry,
+            timeout=timeout,
+            deadline=deadline,
+            on_attempt=on_attempt,
+            default_headers=default_headers or {},
+        )
+        owns = transport is None
+        if transport is None:
+            transport = RequestsTransport(session, pool_maxsize=max_workers)
+        self._shared = _Shared(
+            transport, owns, clock or SYSTEM_CLOCK, guards or NO_GUARDS, max_workers
+        )
+        self._bind()
+
+    @staticmethod
+    def _make_options(
+        *,
+        api_key: str,
+        base_url: str,
+        fallback_models: Any,
+        retry: Optional[RetryPolicy],
+        timeout: TimeoutLike,
+        deadline: Any,
+        on_attempt: Any,
+        default_headers: Mapping[str, str],
+    ) -> _Options:
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigError(f"retry must be a cometsync.RetryPolicy, got {retry!r}")
+        if on_attempt is not None and not callable(on_attempt):
+            raise ConfigError(f"on_attempt must be callable, got {on_attempt!r}")
+        return _Options(
+            api_key=api_key,
+            base_url=_check_base_url(base_url),
+            fallback_models=_check_model_list(fallback_models, "fallback_models"),
+            retry=retry or RetryPolicy(),
+            timeout=Timeout.coerce(timeout),
+            deadline=_check_deadline(deadline),
+            on_attempt=on_attempt,
+            default_headers=dict(default_headers),
+        )
+
+    def _bind(self) -> None:
+        self.chat = Chat(self)
+        self.models = Models(self)
+
+    # -- public settings, read-only ------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return self._options.base_url
+
+    @property
+    def fallback_models(self) -> Tuple[str, ...]:
+        return self._options.fallback_models
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self._options.retry
+
+    @property
+    def timeout(self) -> Timeout:
+        return self._options.timeout
+
+    @property
+    def deadline(self) -> Optional[float]:
+        return self._options.deadline
+
+    @property
+    def max_workers(self) -> int:
+        return self._shared.max_workers
+
+    def with_options(
+        self,
+        *,
+        fallback_models: Any = _UNSET,
+        retry: Any = _UNSET,
+        max_retries: Any = _UNSET,
+        timeout: Any = _UNSET,
+        deadline: Any = _UNSET,
+        on_attempt: Any = _UNSET,
+        default_headers: Any = _UNSET,
+    ) -> Client:
+        """A copy with other call settings that shares this client's pools and protections.
+
+        ``max_retries=`` is a shortcut for ``retry=replace(retry, max_retries=...)``. Closing
+        either the copy or the original closes the shared pools.
+        """
+        o = self._options
+        policy = o.retry if retry is _UNSET else retry
+        if max_retries is not _UNSET:
+            if not isinstance(policy, RetryPolicy):
+                raise ConfigError(f"retry must be a cometsync.RetryPolicy, got {policy!r}")
+            policy = dataclasses.replace(policy, max_retries=max_retries)
+        copy = object.__new__(Client)
+        copy._options = self._make_options(
+            api_key=o.api_key,
+            base_url=o.base_url,
+            fallback_models=o.fallback_models if fallback_models is _UNSET else fallback_models,
+            retry=policy,
+            timeout=o.timeout if timeout is _UNSET else timeout,
+            deadline=o.deadline if deadline is _UNSET else deadline,
+            on_attempt=o.on_attempt if on_attempt is _UNSET else on_attempt,
+            default_headers=o.default_headers if default_headers is _UNSET else default_headers,
+        )
+        copy._shared = self._shared
+        copy._bind()
+        return copy
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the connection pool (and the thread pool); idempotent."""
+        with self._shared.lock:
+            if self._shared.closed:
+                return
+            self._shared.closed = True
+        if self._shared.owns_transport:
+            self._shared.transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        o = self._options
+        return (
+            f"Client(base_url={o.base_url!r}, fallback_models={list(o.fallback_models)!r}, "
+            f"retry={o.retry!r}, timeout={o.timeout!r}, deadline={o.deadline!r}, "
+            f"max_workers={self._shared.max_workers})"
+        )
+
+    # -- the driver ------------------------------------------------------------------------
+    def _scrub(self, text: str) -> str:
+        key = self._options.api_key
+        return text.replace(key, "[redacted]") if key and key in text else text
+
+    def _headers(self, extra: Optional[Mapping[str, str]]) -> Dict[str, str]:
+        headers = {
+            "Authorization": f"Bearer {self._options.api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"cometsync/{__version__} python-requests/{requests.__version__}",
+        }
+        headers.update(self._options.default_headers)
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def _on_attempt(self, attempt: Attempt) -> None:
+        log_attempt(attempt)
+        hook = self._options.on_attempt
+        if hook is not None:
+            hook(attempt)
+
+    def _call(
+        self,
+        spec: CallSpec[T],
+        chain: Sequence[Optional[str]],
+        *,
+        timeout: Optional[Timeout] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+    ) -> T:
+        """Drive one call's flow with the real transport and clock."""
+        if self._shared.closed:
+            raise RuntimeError("this cometsync.Client is closed")
+        options = self._options
+        shared = self._shared
+        headers = self._headers(extra_headers)
+        flow = call_flow(
+            spec,
+            chain,
+            options.retry,
+            clock=shared.clock,
+            timeout=timeout or options.timeout,
+            deadline=options.deadline,
+            guards=shared.guards,
+            on_attempt=self._on_attempt,
+            scrub=self._scrub,
+        )
+        try:
+            action = next(flow)
+            while True:
+                if isinstance(action, Send):
+                    outcome: Any = self._send(action, headers)
+                else:
+                    assert isinstance(action, Sleep)
+                    shared.clock.sleep(action.seconds)
+                    outcome = None
+                action = flow.send(outcome)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        except APIError as error:
+            self._scrub_error(error)
+            raise
+        finally:
+            flow.close()
+
+    def _send(self, action: Send, headers: Mapping[str, str]) -> Any:
+        body = None
+        if action.body is not None:
+            body = json.dumps(action.body, separators=(",", ":"), ensure_ascii=False).encode()
+        request = HTTPRequest(
+            action.method, self._options.base_url + action.path, headers, body, action.stream
+        )
+        with self._shared.guards.slot(action.model, action.timeout.connect):
+            try:
+                return self._shared.transport.send(request, action.timeout)
+            except APIError as error:
+                return error
+
+    def _scrub_error(self, error: APIError) -> None:
+        key = self._options.api_key
+        if error.args and isinstance(error.args[0], str) and key in error.args[0]:
+            error.args = (self._scrub(error.args[0]), *error.args[1:])
+            error.message = self._scrub(error.message)
+
+    def _route(self, path: str) -> str:
+        return urlsplit(self._options.base_url).path + path
+
+
+def _validate_messages(messages: Any) -> None:
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, (list, tuple)):
+        raise TypeError(
+            f"messages must be a list of {{'role': ..., 'content': ...}} dicts, "
+            f"got {type(messages).__name__}"
+        )
+    if not messages:
+        raise RequestValidationError("messages must not be empty")
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise TypeError(f"messages[{i}] must be a dict, got {type(message).__name__}")
+        role = message.get("role")
+        if not isinstance(role, str) or not role:
+            raise RequestValidationError(f"messages[{i}] needs a non-empty string 'role'")
+        content = message.get("content", _UNSET)
+        if content is _UNSET:
+            if role == "assistant" and ("tool_calls" in message or "function_call" in message):
+                continue
+            raise RequestValidationError(f"messages[{i}] ({role}) needs a 'content' key")
+        if content is not None and not isinstance(content, (str, list)):
+            raise TypeError(
+                f"messages[{i}].content must be a string, a list of parts or None, "
+                f"got {type(content).__name__}"
+            )
+
+
+def _chain(model: Any, fallback: Sequence[str]) -> Tuple[str, ...]:
+    if not isinstance(model, str):
+        raise TypeError(f"model must be a string, got {type(model).__name__}")
+    if not model.strip():
+        raise RequestValidationError("model must be a non-empty model id")
+    seen: List[str] = []
+    for m in (model, *fallback):
+        if m not in seen:
+            seen.append(m)
+    return tuple(seen)
+
+
+def _parse_completion(response: ResponseLike, model: Optional[str]) -> ChatCompletion:
+    return ChatCompletion.from_dict(response.json(), requested_model=model or "")
+
+
+def _attach(result: ChatCompletion, attempts: Sequence[Attempt]) -> ChatCompletion:
+    return dataclasses.replace(result, attempts=tuple(attempts))
+
+
+class Completions:
+    """``client.chat.completions``."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        fallback_models: Optional[Sequence[str]] = None,
+        stream: bool = False,
+        timeout: TimeoutLike = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        **params: Any,
+    ) -> ChatCompletion:
+        """Create a chat completion, retrying and falling back as the client's policy says.
+
+        Args:
+            model: the model to try first.
+            messages: the conversation, OpenAI format.
+            fallback_models: replaces the client's chain for this call; never sent.
+            stream: streaming is not available yet.
+            timeout: per-attempt timeout for this call.
+            extra_headers: headers added to this call's requests.
+            extra_body: fields merged into the JSON body as they are.
+            **params: every other OpenAI chat parameter, passed through unchanged.
+
+        Raises:
+            TypeError, RequestValidationError: the request cannot be valid (nothing sent).
+            APIError: the chain failed; the last error, with ``.attempts``.
+        """
+        client = self._client
+        fallback = (
+            client._options.fallback_models
+            if fallback_models is None
+            else _check_model_list(fallback_models, "fallback_models")
+        )
+        chain = _chain(model, fallback)
+        _validate_messages(messages)
+        if stream:
+            raise RequestValidationError("stream=True is not supported by this version")
+        body: Dict[str, Any] = {"messages": list(messages), **params}
+        if extra_body:
+            body.update(extra_body)
+        body.pop("model", None)
+        try:
+            json.dumps(body)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"the request is not JSON-serialisable: {exc}") from None
+        spec: CallSpec[ChatCompletion] = CallSpec(
+            method="POST",
+            path="/chat/completions",
+            route=client._route("/chat/completions"),
+            parse=_parse_completion,
+            body=body,
+            attach=_attach,
+        )
+        return client._call(
+            spec,
+            chain,
+            timeout=None if timeout is None else Timeout.coerce(timeout),
+            extra_headers=extra_headers,
+        )
+
+
+class Chat:
+    """``client.chat``."""
+
+    def __init__(self, client: Client) -> None:
+        self.completions = Completions(client)
+
+
+def _parse_models(response: ResponseLike, model: Optional[str]) -> List[Model]:
+    data = response.json()
+    entries = data.get("data") if isinstance(data, Mapping) else None
+    if not isinstance(entries, list):
+        raise ValueError("the body has no 'data' list")
+    return [Model.from_dict(entry) for entry in entries]
+
+
+class Models:
+    """``client.models``."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(self) -> List[Model]:
+        """The models the gateway serves (``GET /v1/models``), retried like any call."""
+        spec: CallSpec[List[Model]] = CallSpec(
+            method="GET",
+            path="/models",
+            route=self._client._route("/models"),
+            parse=_parse_models,
+        )
+        return self._client._call(spec, [None])

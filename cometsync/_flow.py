@@ -1,0 +1,241 @@
+"""The sans-IO call flow: the fallback chain times the retry loop, for one call.
+
+``call_flow`` is a generator that does no I/O. It yields actions and receives outcomes::
+
+    flow = call_flow(spec, chain, policy, clock=clock, timeout=timeout)
+    action = next(flow)
+    while True:
+        if isinstance(action, Send):   outcome = <the HTTP exchange, or the APIError it raised>
+        else:                          outcome = <sleep action.seconds>; None
+        action = flow.send(outcome)    # StopIteration.value is the result; failures are raised
+
+The client drives it with a real transport and clock; the simulator's virtual-time engine
+drives thousands at once. Every retry and fallback decision of cometsync is made here (through
+the pure functions of ``_policy``), so both drivers run exactly the same logic.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generator,
+    Generic,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    TypeVar,
+    Union,
+)
+
+from ._clock import Clock
+from ._errors import APIError, APITimeoutError, ModelCooldownError
+from ._guards import NO_GUARDS, Guards
+from ._policy import (
+    Classification,
+    ResponseLike,
+    RetryPolicy,
+    classify,
+    decide,
+    demote,
+    invalid_body,
+)
+from ._types import Attempt, Timeout
+
+__all__ = ["Action", "CallSpec", "Outcome", "Send", "Sleep", "call_flow"]
+
+logger = logging.getLogger("cometsync")
+
+T = TypeVar("T")
+Outcome = Union[ResponseLike, APIError, None]
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send one HTTP request and reply with the response, or the ``APIError`` it raised."""
+
+    model: Optional[str]
+    method: str
+    path: str
+    body: Optional[Dict[str, Any]]
+    timeout: Timeout
+    stream: bool = False
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait ``seconds`` before the next attempt, then reply with None."""
+
+    seconds: float
+
+
+Action = Union[Send, Sleep]
+
+
+def _no_attach(result: Any, attempts: Sequence[Attempt]) -> Any:
+    return result
+
+
+@dataclass(frozen=True)
+class CallSpec(Generic[T]):
+    """What one call sends and how a successful response becomes its result.
+
+    Args:
+        method: HTTP method.
+        path: path relative to the base URL (``/chat/completions``).
+        route: the path as recorded in attempts (``/v1/chat/completions``).
+        body: JSON body without ``model`` (the flow adds each chain model), or None.
+        parse: turns a 2xx response into the result; ValueError means an invalid body.
+        attach: returns the result carrying the call's attempt history.
+        stream: whether the request asks for a stream.
+    """
+
+    method: str
+    path: str
+    route: str
+    parse: Callable[[ResponseLike, Optional[str]], T]
+    body: Optional[Mapping[str, Any]] = None
+    attach: Callable[[T, Sequence[Attempt]], T] = field(default=_no_attach)
+    stream: bool = False
+
+
+def _describe(error: Optional[BaseException]) -> Optional[str]:
+    return None if error is None else f"{type(error).__name__}: {error}"
+
+
+def call_flow(
+    spec: CallSpec[T],
+    chain: Sequence[Optional[str]],
+    policy: RetryPolicy,
+    *,
+    clock: Clock,
+    timeout: Timeout,
+    deadline: Optional[float] = None,
+    guards: Guards = NO_GUARDS,
+    on_attempt: Optional[Callable[[Attempt], None]] = None,
+    scrub: Callable[[str], str] = str,
+) -> Generator[Action, Outcome, T]:
+    """Run one call through ``chain`` (models in order), retrying each per ``policy``.
+
+    Args:
+        spec: the request and how to parse its answer.
+        chain: models to try in order; ``[None]`` for routes without a model.
+        policy: retries per model, backoff, Retry-After limits.
+        clock: monotonic time for latencies and the deadline; wall time for HTTP dates.
+        timeout: per-attempt timeout, capped by what is left of ``deadline``.
+        deadline: seconds for the whole call, or None.
+        guards: shared protections (retry budget, limiter, cooldowns).
+        on_attempt: called with each attempt's record once its decision is made.
+        scrub: removes secrets from error text before it is recorded.
+
+    Returns:
+        The parsed result of the first successful attempt, carrying the attempt history.
+
+    Raises:
+        APIError: the last failure (its own class), with ``.attempts`` set, when the chain
+            is exhausted or a failure may not be retried or fallen back from.
+    """
+    start = clock.monotonic()
+    stop_at = None if deadline is None else start + deadline
+    history: List[Attempt] = []
+    last_error: Optional[APIError] = None
+    skipped: List[str] = []
+    guards.on_call(start)
+
+    def record(entry: Attempt) -> None:
+        history.append(entry)
+        if on_attempt is not None:
+            try:
+                on_attempt(entry)
+            except Exception:  # an observer's bug must not lose the call's result
+                logger.exception("on_attempt hook raised; the call goes on")
+
+    def fail(error: APIError) -> APIError:
+        error.attempts = tuple(history)
+        return error
+
+    for index, model in enumerate(chain):
+        has_next = index + 1 < len(chain)
+        refusal = guards.admit(model, clock.monotonic())
+        if refusal is not None:
+            skipped.append(f"{model}: {refusal}")
+            logger.info("skipping model=%s: %s", model, refusal)
+            continue
+        body = None if spec.body is None else {**spec.body, "model": model}
+        previous_delay: Optional[float] = None
+        attempt = 0
+        while True:
+            attempt += 1
+            sent_at = clock.monotonic()
+            left = None if stop_at is None else stop_at - sent_at
+            if left is not None and left <= 0:
+                raise fail(last_error or APITimeoutError(f"deadline of {deadline:g}s passed"))
+            outcome = yield Send(
+                model, spec.method, spec.path, body, timeout.capped(left), spec.stream, attempt
+            )
+            done_at = clock.monotonic()
+            if outcome is None:
+                raise TypeError("the driver answered a Send with None")
+            verdict = classify(outcome, policy, model=model, now=clock.time())
+            result: Any = None
+            if verdict.ok:
+                try:
+                    result = spec.parse(outcome, model)  # type: ignore[arg-type]
+                except ValueError as exc:
+                    status = getattr(outcome, "status_code", 200)
+                    verdict = Classification(
+                        ok=False,
+                        retry=True,
+                        fallback=True,
+                        error=invalid_body(model, status, str(exc)),
+                    )
+            guards.observe(model, verdict, done_at)
+            step = decide(
+                verdict,
+                attempt,
+                policy,
+                previous_delay=previous_delay,
+                time_left=None if stop_at is None else stop_at - done_at,
+                has_next_model=has_next,
+            )
+            if step.decision == "retry" and not guards.allow_retry(model, done_at):
+                step = demote(verdict, has_next, "retry budget exhausted")
+            status_code = getattr(outcome, "status_code", None)
+            error_text = _describe(verdict.error)
+            record(
+                Attempt(
+                    model=model,
+                    route=spec.route,
+                    status=status_code if isinstance(status_code, int) else None,
+                    latency=done_at - sent_at,
+                    attempt=attempt,
+                    error=None if error_text is None else scrub(error_text),
+                    delay=step.delay,
+                    decision=step.decision,
+                    reason=step.reason,
+                )
+            )
+            if step.decision == "success":
+                return spec.attach(result, tuple(history))
+            assert verdict.error is not None
+            last_error = verdict.error
+            if step.decision == "raise":
+                raise fail(last_error)
+            if step.decision == "fallback":
+                break
+            assert step.delay is not None
+            yield Sleep(step.delay)
+            previous_delay = step.delay
+    if last_error is None:
+        # Nothing was sent: every model of the chain was refused by the guards.
+        raise fail(_all_skipped(skipped))
+    raise fail(last_error)
+
+
+def _all_skipped(skipped: Sequence[str]) -> APIError:
+    return ModelCooldownError("no model of the chain may be tried now: " + "; ".join(skipped))

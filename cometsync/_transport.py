@@ -1,0 +1,163 @@
+"""Transports: the protocol, and the requests-based default.
+
+This is the ONLY module that knows requests' and urllib3's exceptions; it translates them
+into ``APIConnectionError``/``APITimeoutError`` (with ``raise ... from``) so the flow sees one
+vocabulary whatever the transport.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Optional, Protocol
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from ._errors import APIConnectionError, APITimeoutError
+from ._policy import ResponseLike
+from ._types import Timeout
+
+__all__ = ["HTTPRequest", "RequestsTransport", "Response", "Transport", "make_session"]
+
+
+@dataclass(frozen=True)
+class HTTPRequest:
+    """A fully built request: absolute URL, headers (with auth), encoded body."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: Optional[bytes] = None
+    stream: bool = False
+
+    def __repr__(self) -> str:  # never show headers: they hold the API key
+        return f"HTTPRequest({self.method} {self.url}, stream={self.stream})"
+
+
+class Response(ResponseLike):
+    """A response as the flow sees it; streams keep the connection until ``close()``."""
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: Mapping[str, str],
+        content: bytes = b"",
+        url: str = "",
+        *,
+        raw: Optional[requests.Response] = None,
+        payload: Any = None,
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self.url = url
+        self._raw = raw
+        self._payload = payload
+
+    def json(self) -> Any:
+        if self._payload is not None:
+            return self._payload
+        self._payload = json.loads(self.content)
+        return self._payload
+
+    def iter_lines(self) -> Iterator[bytes]:
+        """The body line by line (streams); transport errors become APIConnectionError."""
+        if self._raw is None:
+            yield from self.content.splitlines()
+            return
+        try:
+            yield from self._raw.iter_lines()
+        except requests.RequestException as exc:
+            raise translate(exc) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise translate(exc) from exc
+
+    def close(self) -> None:
+        """Give the connection back to the pool (idempotent)."""
+        if self._raw is not None:
+            self._raw.close()
+
+    def __repr__(self) -> str:
+        return f"Response({self.status_code}, {self.url})"
+
+
+class Transport(Protocol):
+    """Sends one request; raises only ``APIConnectionError`` (or its subclass) on failure."""
+
+    def send(self, request: HTTPRequest, timeout: Timeout) -> Response: ...
+
+    def close(self) -> None: ...
+
+
+def make_session(pool_maxsize: int) -> requests.Session:
+    """A Session whose pool fits the thread pool and whose urllib3 retries are off.
+
+    cometsync is the one retry layer: urllib3 retrying underneath would multiply attempts
+    and hide them from the attempt history.
+    """
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        pool_connections=4,
+        pool_maxsize=pool_maxsize,
+        max_retries=Retry(total=0, read=False, redirect=False, raise_on_status=False),
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def translate(exc: BaseException) -> APIConnectionError:
+    """Map a requests/urllib3 failure to cometsync's vocabulary."""
+    if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError)):
+        return APITimeoutError(f"timed out: {exc}")
+    cause = exc.args[0] if exc.args else None
+    if isinstance(cause, urllib3.exceptions.ReadTimeoutError):  # requests wraps body timeouts
+        return APITimeoutError(f"timed out reading the body: {cause}")
+    return APIConnectionError(f"connection failed: {type(exc).__name__}: {exc}")
+
+
+class RequestsTransport:
+    """The default transport: one ``requests.Session`` shared by every thread of a client.
+
+    Args:
+        session: a Session to use (proxies, certificates, custom adapters); the caller keeps
+            ownership and closes it. Without one, a Session sized by ``pool_maxsize`` is made
+            and closed by ``close()``.
+        pool_maxsize: connections kept per host by the Session this transport makes.
+    """
+
+    def __init__(self, session: Optional[requests.Session] = None, pool_maxsize: int = 8) -> None:
+        self._owns_session = session is None
+        self.session = session if session is not None else make_session(pool_maxsize)
+
+    def send(self, request: HTTPRequest, timeout: Timeout) -> Response:
+        try:
+            raw = self.session.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                data=request.body,
+                timeout=(timeout.connect, timeout.read),
+                stream=request.stream,
+                # A redirect means a wrong base_url, and following it would turn POST into GET.
+                allow_redirects=False,
+            )
+            if request.stream and 200 <= raw.status_code < 300:
+                return Response(raw.status_code, raw.headers, b"", raw.url, raw=raw)
+            content = raw.content
+            raw.close()
+        except requests.RequestException as exc:
+            raise translate(exc) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise translate(exc) from exc
+        return Response(raw.status_code, raw.headers, content, raw.url)
+
+    def close(self) -> None:
+        if self._owns_session:
+            self.session.close()
+
+    def __repr__(self) -> str:
+        return f"RequestsTransport(owns_session={self._owns_session})"
