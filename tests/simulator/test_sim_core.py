@@ -173,7 +173,7 @@ def test_transport_faults_plan_their_answer(fault: str, status: Optional[int], e
     reply = chat(core)
     assert (reply.status, reply.end, reply.fault) == (status, end, fault)
     if fault == "malformed":
-        with pytest.raises(ValueError):
+        with pytest.raises(json.JSONDecodeError):
             json.loads(reply.body)
     if fault == "empty":
         assert reply.body == b""
