@@ -1,0 +1,221 @@
+"""The virtual-time engine: an event heap and a virtual clock driving many cometsync flows.
+
+Each simulated client is a real ``cometsync._flow.call_flow`` generator (or any generator that
+yields the same ``Send``/``Sleep`` actions). The engine never sleeps: a ``Sleep`` schedules the
+flow's resumption on the heap, and a ``Send`` goes to a pluggable :class:`Server`, which
+answers later by calling :meth:`Engine.reply` (so the server decides *when* each request is
+processed and answered, e.g. at its arrival after a network hop). Events are ordered by
+(virtual time, sequence number), so ties resolve in scheduling order and a run is a pure
+function of its seeds: the same seed gives the same numbers.
+
+Usage::
+
+    engine = Engine()
+    engine.spawn(call_flow(spec, chain, policy, clock=engine.clock, timeout=t), server)
+    engine.run()
+    engine.clock.now, engine.events, [task.result for task in engine.tasks]
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any, Callable, Generator, List, Optional, Protocol, Tuple
+
+from cometsync._errors import APIError
+from cometsync._flow import Action, Outcome, Send, Sleep
+
+__all__ = ["EPOCH", "Engine", "Flow", "Server", "Task", "VirtualClock"]
+
+#: Wall-clock seconds at virtual time 0 (only HTTP-date Retry-After headers read it).
+EPOCH = 1_700_000_000.0
+
+Flow = Generator[Action, Outcome, Any]
+
+
+class VirtualClock:
+    """cometsync's ``Clock`` protocol on virtual time; the engine moves ``now`` forward."""
+
+    __slots__ = ("epoch", "now")
+
+    def __init__(self, start: float = 0.0, epoch: float = EPOCH) -> None:
+        self.now = start
+        self.epoch = epoch
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.epoch + self.now
+
+    def sleep(self, seconds: float) -> None:
+        """Never valid: a flow driven by the engine yields ``Sleep`` and is resumed later."""
+        raise RuntimeError(
+            "VirtualClock.sleep was called: code driven by the virtual-time engine must "
+            "yield Sleep actions instead of blocking"
+        )
+
+    def __repr__(self) -> str:
+        return f"VirtualClock(now={self.now:.6f})"
+
+
+class Task:
+    """One simulated call: its flow, where it is, and how it ended.
+
+    Attributes:
+        flow: the generator being driven.
+        server: where its ``Send`` actions go.
+        tag: anything the caller wants to find the task by (client id, request kind...).
+        started: virtual time of its first step.
+        finished: virtual time it ended, or None while running.
+        result: the flow's return value on success.
+        error: the ``APIError`` the flow raised, or None.
+        sends: how many ``Send`` actions it yielded.
+    """
+
+    __slots__ = (
+        "error",
+        "finished",
+        "flow",
+        "on_done",
+        "outcome",
+        "result",
+        "sends",
+        "server",
+        "started",
+        "tag",
+    )
+
+    def __init__(
+        self,
+        flow: Flow,
+        server: Server,
+        tag: Any,
+        started: float,
+        on_done: Optional[Callable[[Task], None]],
+    ) -> None:
+        self.flow = flow
+        self.server = server
+        self.tag = tag
+        self.started = started
+        self.on_done = on_done
+        self.outcome: Outcome = None
+        self.finished: Optional[float] = None
+        self.result: Any = None
+        self.error: Optional[APIError] = None
+        self.sends = 0
+
+    @property
+    def ok(self) -> bool:
+        """Whether the call ended with a result."""
+        return self.finished is not None and self.error is None
+
+    def __repr__(self) -> str:
+        state = "running" if self.finished is None else ("ok" if self.ok else "failed")
+        return f"Task({self.tag!r}, {state}, sends={self.sends})"
+
+
+class Server(Protocol):
+    """Answers the engine's sends, in virtual time.
+
+    ``submit`` is called at the virtual time the flow yields ``send``; the server must
+    eventually call ``engine.reply(task, outcome, at)`` exactly once for it, with ``at`` no
+    earlier than now. It may schedule its own events (``engine.schedule``) in between, e.g. to
+    change state when the request reaches it.
+    """
+
+    def submit(self, engine: Engine, task: Task, send: Send) -> None: ...
+
+
+# A heap entry: (time, sequence, callback, argument). The sequence breaks ties in scheduling
+# order and keeps callbacks from ever being compared.
+_Event = Tuple[float, int, Callable[[Any], None], Any]
+
+
+class Engine:
+    """An event heap keyed by (virtual time, sequence) and the clock it drives.
+
+    Args:
+        clock: the virtual clock; a new one starting at 0 by default.
+    """
+
+    def __init__(self, clock: Optional[VirtualClock] = None) -> None:
+        self.clock = clock or VirtualClock()
+        self.tasks: List[Task] = []
+        self.events = 0
+        self._heap: List[_Event] = []
+        self._seq = 0
+
+    def schedule(self, at: float, callback: Callable[[Any], None], arg: Any = None) -> None:
+        """Call ``callback(arg)`` at virtual time ``at`` (now, if ``at`` is in the past)."""
+        now = self.clock.now
+        self._seq += 1
+        heapq.heappush(self._heap, (at if at > now else now, self._seq, callback, arg))
+
+    def spawn(
+        self,
+        flow: Flow,
+        server: Server,
+        *,
+        at: float = 0.0,
+        tag: Any = None,
+        on_done: Optional[Callable[[Task], None]] = None,
+    ) -> Task:
+        """Start driving ``flow`` at virtual time ``at``; its sends go to ``server``."""
+        task = Task(flow, server, tag, at, on_done)
+        self.tasks.append(task)
+        self.schedule(at, self._step, task)
+        return task
+
+    def reply(self, task: Task, outcome: Outcome, at: float) -> None:
+        """Deliver ``outcome`` (a response or an ``APIError``) to ``task``'s flow at ``at``."""
+        task.outcome = outcome
+        self.schedule(at, self._step, task)
+
+    def run(self, until: Optional[float] = None) -> float:
+        """Process events in order until none is left (or the next is after ``until``).
+
+        Returns:
+            The virtual time of the last event processed.
+        """
+        heap = self._heap
+        clock = self.clock
+        pop = heapq.heappop
+        events = 0
+        try:
+            while heap:
+                if until is not None and heap[0][0] > until:
+                    break
+                at, _, callback, arg = pop(heap)
+                clock.now = at
+                events += 1
+                callback(arg)
+        finally:
+            self.events += events
+        return clock.now
+
+    def _step(self, task: Task) -> None:
+        """Resume ``task``'s flow with its pending outcome and act on what it yields next."""
+        outcome = task.outcome
+        task.outcome = None
+        try:
+            action = task.flow.send(outcome)
+        except StopIteration as stop:
+            self._finish(task, stop.value, None)
+            return
+        except APIError as error:
+            self._finish(task, None, error)
+            return
+        if type(action) is Sleep:
+            self.schedule(self.clock.now + action.seconds, self._step, task)
+        elif type(action) is Send:
+            task.sends += 1
+            task.server.submit(self, task, action)
+        else:
+            raise TypeError(f"a flow yielded {action!r}; expected Send or Sleep")
+
+    def _finish(self, task: Task, result: Any, error: Optional[APIError]) -> None:
+        task.finished = self.clock.now
+        task.result = result
+        task.error = error
+        if task.on_done is not None:
+            task.on_done(task)
