@@ -1,0 +1,220 @@
+"""Pure policy: Retry-After parsing, classification of every outcome, and decisions."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from typing import Any, Dict, Optional
+
+import pytest
+from freezegun import freeze_time
+
+import cometsync
+from cometsync import APIConnectionError, APITimeoutError, Exponential, RetryPolicy
+from cometsync._policy import Classification, classify, decide, parse_retry_after
+from cometsync.testing import json_response
+
+
+def err(code: Optional[str] = None, message: str = "boom") -> Dict[str, Any]:
+    return {"error": {"message": message, "type": "comet_api_error", "param": None, "code": code}}
+
+
+def test_retry_after_ms_wins_over_seconds() -> None:
+    """retry-after-ms is the more precise header and is read first."""
+    assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}, 0) == 1.5
+
+
+def test_retry_after_seconds_may_be_fractional() -> None:
+    """retry-after as (fractional) seconds."""
+    assert parse_retry_after({"retry-after": "2.5"}, 0) == 2.5
+
+
+@freeze_time("2026-11-22 10:00:00", tz_offset=0)
+def test_retry_after_http_date_is_relative_to_the_wall_clock() -> None:
+    """An HTTP date means 'until then', measured against the current wall time."""
+    import time
+
+    when = datetime(2026, 11, 22, 10, 0, 30, tzinfo=timezone.utc)
+    assert (
+        parse_retry_after({"retry-after": format_datetime(when, usegmt=True)}, time.time()) == 30.0
+    )
+    past = when - timedelta(hours=1)
+    assert (
+        parse_retry_after({"retry-after": format_datetime(past, usegmt=True)}, time.time()) == 0.0
+    )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"retry-after": "soon"},
+        {"retry-after": "nan"},
+        {"retry-after-ms": "inf", "retry-after": "x"},
+    ],
+)
+def test_missing_or_garbage_retry_after_is_none(headers: Dict[str, str]) -> None:
+    """Unparseable values are ignored rather than crashing or waiting forever."""
+    assert parse_retry_after(headers, 0) is None
+
+
+def test_negative_retry_after_means_no_wait() -> None:
+    """A negative wait is clamped to zero."""
+    assert parse_retry_after({"retry-after": "-3"}, 0) == 0.0
+
+
+def cls(status: int, body: Any = None, headers: Optional[Dict[str, str]] = None) -> Classification:
+    return classify(json_response(status, body, headers), RetryPolicy(), model="m1", now=0.0)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 422])
+def test_malformed_or_unauthorised_requests_neither_retry_nor_fall_back(status: int) -> None:
+    """400/401/403/422 must surface at once: no retry or fallback may hide them."""
+    v = cls(status, err())
+    assert (v.retry, v.fallback) == (False, False)
+    assert isinstance(v.error, cometsync.APIStatusError) and v.error.status_code == status
+
+
+def test_500_invalid_request_is_not_retried() -> None:
+    """CometAPI's 500 with code invalid_request is a malformed request in disguise."""
+    v = cls(500, err("invalid_request"))
+    assert (v.retry, v.fallback) == (False, False)
+    assert isinstance(v.error, cometsync.InternalServerError)
+    assert v.error.code == "invalid_request"
+
+
+def test_json_404_falls_back_without_retrying() -> None:
+    """An unknown model (JSON 404) cannot improve by waiting, but another model may exist."""
+    v = cls(404, err("model_not_found"))
+    assert (v.retry, v.fallback) == (False, True)
+    assert isinstance(v.error, cometsync.NotFoundError)
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(404, "<html><body>Not Found</body></html>"), (301, ""), (302, "moved")],
+)
+def test_html_404_and_redirects_raise_with_a_base_url_hint(status: int, body: str) -> None:
+    """A non-JSON 404 or a redirect means a wrong base_url: raise with advice, no fallback."""
+    v = cls(status, body, {"location": "https://elsewhere/"} if status != 404 else None)
+    assert (v.retry, v.fallback) == (False, False)
+    assert v.error is not None and "base_url" in str(v.error)
+
+
+@pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504, 524, 599])
+def test_transient_statuses_retry_then_fall_back(status: int) -> None:
+    """408, 409, 429 and every 5xx are retried on the same model, then the chain moves on."""
+    v = cls(status, err())
+    assert (v.retry, v.fallback) == (True, True)
+
+
+def test_429_carries_retry_after_and_the_rate_limit_class() -> None:
+    """A 429's Retry-After is parsed and stored on the RateLimitError."""
+    v = cls(429, err("rate_limit_exceeded"), {"Retry-After": "3"})
+    assert v.retry_after == 3.0
+    assert isinstance(v.error, cometsync.RateLimitError) and v.error.retry_after == 3.0
+    assert v.overloaded
+
+
+def test_quota_exhausted_429_is_not_retried() -> None:
+    """insufficient_quota will not clear by waiting: raise instead of hammering."""
+    v = cls(429, err("insufficient_quota"))
+    assert (v.retry, v.fallback) == (False, False)
+
+
+@pytest.mark.parametrize(
+    ("status", "header", "retry"),
+    [(400, "true", True), (503, "false", False), (503, "TRUE", True)],
+)
+def test_x_should_retry_overrides_same_model_retries_only(
+    status: int, header: str, retry: bool
+) -> None:
+    """x-should-retry decides same-model retries; the fallback column is unchanged."""
+    baseline = cls(status, err())
+    v = cls(status, err(), {"x-should-retry": header})
+    assert v.retry is retry
+    assert v.fallback is baseline.fallback
+
+
+def test_connection_errors_retry_and_fall_back() -> None:
+    """A connection error or timeout is transient: retry, then the next model."""
+    for error in (APIConnectionError("reset"), APITimeoutError("slow")):
+        v = classify(error, RetryPolicy(), model="m1", now=0)
+        assert (v.retry, v.fallback) == (True, True)
+        assert v.error is error
+
+
+def test_error_fields_come_from_the_envelope_and_headers() -> None:
+    """code, request_id and body are exposed as openai-python users expect."""
+    body = err("rate_limit_exceeded", "slow down (request id: 20261122ABC)")
+    v = cls(429, body)
+    assert v.error is not None
+    e = v.error
+    assert isinstance(e, cometsync.APIStatusError)
+    assert (e.code, e.request_id, e.body) == ("rate_limit_exceeded", "20261122ABC", body)
+    v2 = cls(500, err(), {"X-Request-Id": "hdr-1"})
+    assert isinstance(v2.error, cometsync.APIStatusError) and v2.error.request_id == "hdr-1"
+
+
+def test_2xx_is_ok() -> None:
+    """Any 2xx is a success as far as the status goes (the body is checked by the flow)."""
+    assert cls(200, {}).ok and cls(201, {}).ok
+
+
+def retryable(retry_after: Optional[float] = None) -> Classification:
+    return Classification(ok=False, retry=True, fallback=True, retry_after=retry_after)
+
+
+def test_decide_takes_the_longer_of_backoff_and_retry_after() -> None:
+    """The server's wait wins when longer than the backoff, and vice versa."""
+    policy = RetryPolicy(backoff=Exponential(base=2.0, cap=8.0))
+    assert decide(retryable(5.0), 1, policy).delay == 5.0
+    assert decide(retryable(0.5), 1, policy).delay == 2.0
+
+
+def test_decide_moves_on_when_the_server_wait_exceeds_the_limit() -> None:
+    """A Retry-After above max_retry_after is not slept: next model at once."""
+    step = decide(retryable(90.0), 1, RetryPolicy(max_retry_after=60))
+    assert step.decision == "fallback" and "max_retry_after" in step.reason
+    last = decide(retryable(90.0), 1, RetryPolicy(max_retry_after=60), has_next_model=False)
+    assert last.decision == "raise"
+
+
+def test_decide_stops_retrying_after_max_retries() -> None:
+    """Attempt max_retries+1 on a model is its last."""
+    policy = RetryPolicy(max_retries=2)
+    assert decide(retryable(), 2, policy).decision == "retry"
+    assert decide(retryable(), 3, policy).decision == "fallback"
+
+
+def test_decide_never_sleeps_past_the_deadline() -> None:
+    """A wait longer than the time left is replaced by moving on."""
+    policy = RetryPolicy(backoff=Exponential(base=1.0, cap=1.0))
+    assert decide(retryable(), 1, policy, time_left=0.5).decision == "fallback"
+    assert decide(retryable(), 1, policy, time_left=5.0).decision == "retry"
+
+
+def test_decide_passes_the_previous_delay_to_decorrelated_jitter() -> None:
+    """Decorrelated jitter sees the last delay, so it can grow from it."""
+    policy = RetryPolicy(
+        backoff=cometsync.DecorrelatedJitter(base=1.0, cap=100.0, rng=random.Random(1))
+    )
+    delays = [decide(retryable(), 1, policy, previous_delay=30.0).delay for _ in range(50)]
+    assert max(d for d in delays if d is not None) > 3.0  # impossible without the previous delay
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_retries": -1},
+        {"max_retries": 1.5},
+        {"max_retries": True},
+        {"backoff": 3},
+        {"max_retry_after": -1},
+    ],
+)
+def test_bad_policy_settings_raise_config_error(kwargs: Dict[str, Any]) -> None:
+    """RetryPolicy validates its fields and names the problem."""
+    with pytest.raises(cometsync.ConfigError, match="RetryPolicy"):
+        RetryPolicy(**kwargs)
