@@ -20,9 +20,8 @@ blog's 5 ms.
 
 from __future__ import annotations
 
-import dataclasses
 import random
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 from cometsync._backoff import (
     Backoff,
@@ -37,6 +36,8 @@ from cometsync._policy import ResponseLike, RetryPolicy
 from cometsync._transport import Response
 from cometsync._types import Timeout
 from simulator.virtual import Engine, Task
+
+from ._report import format_table, need_matplotlib, series
 
 __all__ = ["STRATEGIES", "BrookerRow", "run_once", "sweep"]
 
@@ -109,3 +110,146 @@ def run_once(clients: int, strategy: str, seed: Any) -> Tuple[int, float, int]:
     if not all(task.ok for task in engine.tasks):  # pragma: no cover - a broken flow
         raise RuntimeError("a Brooker client ended without writing")
     return row.writes, end, engine.events
+
+
+def _runs(job: Tuple[int, str, Any, int, int]) -> Tuple[int, float, int]:
+    """Sums of ``run_once`` over runs ``first .. first + count - 1`` of one point."""
+    clients, strategy, seed, first, count = job
+    calls = events = 0
+    elapsed = 0.0
+    for run in range(first, first + count):
+        c, t, e = run_once(clients, strategy, f"{seed}:{clients}:{strategy}:{run}")
+        calls += c
+        elapsed += t
+        events += e
+    return calls, elapsed, events
+
+
+def _jobs(
+    clients: Sequence[int], strategies: Sequence[str], runs: int, seed: Any, chunk: int
+) -> Iterator[Tuple[int, str, Any, int, int]]:
+    for n in clients:
+        for name in strategies:
+            for first in range(0, runs, chunk):
+                yield n, name, seed, first, min(chunk, runs - first)
+
+
+def sweep(
+    clients: Sequence[int],
+    runs: int,
+    *,
+    strategies: Sequence[str] = tuple(STRATEGIES),
+    seed: Any = 0,
+    workers: int = 1,
+) -> Tuple[List[Dict[str, Any]], int]:
+    """Every (clients, strategy) point, averaged over ``runs`` seeded runs.
+
+    Each run's randomness comes only from its own seed (``seed:clients:strategy:run``), so
+    splitting the runs across ``workers`` processes gives exactly the numbers of one process.
+
+    Returns:
+        The rows ``{"clients", "strategy", "calls", "time_ms"}`` (means over runs), and the
+        number of engine events processed.
+    """
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise ValueError(f"unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
+    chunk = max(1, min(10, runs))
+    jobs = list(_jobs(clients, strategies, runs, seed, chunk))
+    if workers > 1:
+        import multiprocessing
+
+        # Largest points first so that no worker is left alone with a 190-client tail.
+        order = sorted(range(len(jobs)), key=lambda i: -jobs[i][0])
+        with multiprocessing.Pool(workers) as pool:
+            done = pool.map(_runs, [jobs[i] for i in order], chunksize=1)
+        parts = [done[0]] * len(jobs)
+        for position, index in enumerate(order):
+            parts[index] = done[position]
+    else:
+        parts = [_runs(job) for job in jobs]
+    totals: Dict[Tuple[int, str], List[float]] = {}
+    for job, (calls, elapsed, _) in zip(jobs, parts):
+        total = totals.setdefault((job[0], job[1]), [0.0, 0.0])
+        total[0] += calls
+        total[1] += elapsed
+    rows = [
+        {
+            "clients": n,
+            "strategy": name,
+            "calls": round(total[0] / runs, 2),
+            "time_ms": round(total[1] / runs * 1000.0, 2),
+        }
+        for (n, name), total in totals.items()
+    ]
+    return rows, sum(part[2] for part in parts)
+
+
+def table(rows: List[Dict[str, Any]], strategies: Sequence[str]) -> str:
+    """Calls and time per client count, one column pair per strategy."""
+    by_point = {(row["clients"], row["strategy"]): row for row in rows}
+    clients = sorted({row["clients"] for row in rows})
+    headers = ["clients"] + [f"{s} calls" for s in strategies] + [f"{s} ms" for s in strategies]
+    body = []
+    for n in clients:
+        body.append(
+            [n]
+            + [by_point[(n, s)]["calls"] for s in strategies]
+            + [by_point[(n, s)]["time_ms"] for s in strategies]
+        )
+    return format_table(headers, body)
+
+
+def plot(rows: List[Dict[str, Any]], path: str, title: str) -> None:
+    """Two panels, as in the blog: write calls and completion time against clients."""
+    plt = need_matplotlib()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for name, (xs, ys) in series(rows, "strategy", "clients", "calls").items():
+        left.plot(xs, ys, marker="o", label=name, linewidth=2.5 if name == "full" else 1.5)
+    for name, (xs, ys) in series(rows, "strategy", "clients", "time_ms").items():
+        right.plot(xs, ys, marker="o", label=name, linewidth=2.5 if name == "full" else 1.5)
+    left.set(
+        title="Work: write calls (fewer is better)",
+        xlabel="contending clients",
+        ylabel="calls per run (mean)",
+    )
+    right.set(
+        title="Completion time (lower is better)",
+        xlabel="contending clients",
+        ylabel="time of the last write, ms (log)",
+        yscale="log",
+    )
+    for axis in (left, right):
+        axis.grid(True, alpha=0.3)
+        axis.legend(title="backoff")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def reference_sweep(
+    clients: Sequence[int], runs: int, strategies: Sequence[str], seed: Any
+) -> Tuple[List[Dict[str, Any]], int]:
+    """The same sweep on the single-purpose reference model (one process)."""
+    from .brooker_reference import run_reference
+
+    rows = []
+    events = 0
+    for n in clients:
+        for name in strategies:
+            calls = elapsed = 0.0
+            for run in range(runs):
+                c, t, e = run_reference(n, name, f"{seed}:{n}:{name}:{run}")
+                calls += c
+                elapsed += t
+                events += e
+            rows.append(
+                {
+                    "clients": n,
+                    "strategy": name,
+                    "calls": round(calls / runs, 2),
+                    "time_ms": round(elapsed / runs * 1000.0, 2),
+                }
+            )
+    return rows, events
