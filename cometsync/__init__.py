@@ -42,7 +42,6 @@ from ._transport import HTTPRequest, RequestsTransport, Response, Transport
 from ._types import Attempt, ChatCompletion, ChatCompletionMessage, Choice, Model, Timeout, Usage
 
 __all__ = [
-    "DEFAULT_BASE_URL",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",
@@ -62,6 +61,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "Constant",
+    "DEFAULT_BASE_URL",
     "DecorrelatedJitter",
     "EqualJitter",
     "Exponential",

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ._clock import SYSTEM_CLOCK, Clock
-from ._errors import APIError, ConfigError, RequestValidationError
+from ._errors import APIError, APIStatusError, ConfigError, RequestValidationError
 from ._flow import CallSpec, Send, Sleep, call_flow
 from ._guards import NO_GUARDS, Guards
 from ._metrics import log_attempt
@@ -358,13 +358,25 @@ class Client:
                 return error
 
     def _scrub_error(self, error: APIError) -> None:
-        key = self._options.api_key
-        if error.args and isinstance(error.args[0], str) and key in error.args[0]:
+        """Remove the key from an error a server may have echoed it into (message and body)."""
+        if error.args and isinstance(error.args[0], str):
             error.args = (self._scrub(error.args[0]), *error.args[1:])
-            error.message = self._scrub(error.message)
+        error.message = self._scrub(error.message)
+        if isinstance(error, APIStatusError):
+            error.body = _scrub_json(error.body, self._scrub)
 
     def _route(self, path: str) -> str:
         return urlsplit(self._options.base_url).path + path
+
+
+def _scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: _scrub_json(v, scrub) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_json(v, scrub) for v in value]
+    return value
 
 
 def _validate_messages(messages: Any) -> None:

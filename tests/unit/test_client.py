@@ -367,6 +367,7 @@ def test_the_api_key_never_appears_in_repr_errors_attempts_or_logs(
     with pytest.raises(cometsync.AuthenticationError) as info:
         create(client)
     texts = [repr(client), str(info.value), repr(info.value), info.value.message]
+    texts.append(str(info.value.body))
     texts += [repr(a) for a in info.value.attempts]
     texts += [r.getMessage() for r in caplog.records]
     assert caplog.records, "attempts should be logged"
