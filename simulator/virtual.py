@@ -19,12 +19,13 @@ Usage::
 from __future__ import annotations
 
 import heapq
-from typing import Any, Callable, Generator, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Generator, List, Optional, Protocol, Tuple
 
-from cometsync._errors import APIError
+from cometsync._errors import APIConnectionError, APIError, APITimeoutError
 from cometsync._flow import Action, Outcome, Send, Sleep
+from cometsync._transport import Response
 
-__all__ = ["EPOCH", "Engine", "Flow", "Server", "Task", "VirtualClock"]
+__all__ = ["EPOCH", "CoreServer", "Engine", "Flow", "Server", "Task", "VirtualClock"]
 
 #: Wall-clock seconds at virtual time 0 (only HTTP-date Retry-After headers read it).
 EPOCH = 1_700_000_000.0
@@ -219,3 +220,66 @@ class Engine:
         task.error = error
         if task.on_done is not None:
             task.on_done(task)
+
+
+class CoreServer:
+    """The simulator's fault model (``simulator.core.Core``) as a virtual-time server.
+
+    A send is handled when it is made (``core.handle`` at the virtual now) and answered after
+    the planned latency. Transport faults become the errors the real transport raises: a
+    ``reset`` an ``APIConnectionError``; a ``hang``, or a reply slower than the attempt's read
+    timeout, an ``APITimeoutError`` once the read timeout has passed. The core counts a request
+    in flight until its planned end even when the client gave up earlier: the server does not
+    know the client left, which is how abandoned work keeps an overload going.
+
+    Args:
+        core: the fault model.
+        api_key: the bearer key sent (per-key rate limits apply to it).
+        prefix: prepended to each send's path (the base URL's path).
+
+    Attributes:
+        statuses: attempts by outcome: the status as text, ``timeout`` or ``reset``.
+        billed: per model, ``[prompt_tokens, completion_tokens]`` of every 200 the server
+            produced, delivered or not (a provider bills a generation the client abandoned).
+    """
+
+    def __init__(self, core: Any, *, api_key: str = "sk-virtual", prefix: str = "/v1") -> None:
+        self.core = core
+        self.prefix = prefix
+        self.headers = {"authorization": f"Bearer {api_key}"}
+        self.statuses: Dict[str, int] = {}
+        self.billed: Dict[str, List[int]] = {}
+
+    def submit(self, engine: Engine, task: Task, send: Send) -> None:
+        now = engine.clock.now
+        path = self.prefix + send.path
+        reply = self.core.handle(send.method, path, self.headers, b"", now, request=send.body)
+        status = reply.status
+        latency = reply.latency
+        read_timeout = send.timeout.read
+        outcome: Outcome
+        if status is None and reply.end == "reset":
+            outcome = APIConnectionError("connection reset by peer (simulated)")
+            label, at, ends = "reset", now + latency, now + latency
+        elif status is None or latency > read_timeout:
+            outcome = APITimeoutError(f"read timed out after {read_timeout:g}s (simulated)")
+            label, at = "timeout", now + read_timeout
+            ends = at if status is None else now + latency  # a hang ends when the client leaves
+        else:
+            if reply.payload is not None:
+                outcome = Response(status, reply.headers, b"", path, payload=reply.payload)
+            else:
+                outcome = Response(status, reply.headers, reply.body, path)
+            label, at, ends = str(status), now + latency, now + latency
+        if status == 200 and isinstance(reply.payload, dict):
+            usage = reply.payload.get("usage") or {}
+            tokens = self.billed.setdefault(str(reply.model), [0, 0])
+            tokens[0] += int(usage.get("prompt_tokens") or 0)
+            tokens[1] += int(usage.get("completion_tokens") or 0)
+        self.statuses[label] = self.statuses.get(label, 0) + 1
+        engine.schedule(ends, self._finish, (engine, reply, label != "timeout"))
+        engine.reply(task, outcome, at)
+
+    def _finish(self, arg: Tuple[Engine, Any, bool]) -> None:
+        engine, reply, delivered = arg
+        self.core.finish(reply, engine.clock.now, delivered=delivered)
