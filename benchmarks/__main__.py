@@ -93,6 +93,31 @@ def _brooker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fault(args: argparse.Namespace) -> int:
+    from . import scenarios
+
+    scenario = scenarios.SCENARIOS[args.scenario]
+    runs = args.runs or (1 if args.quick else 5)
+    started = time.perf_counter()
+    rows = scenarios.compare(args.scenario, args.seed, runs, workers=args.workers)
+    wall = time.perf_counter() - started
+    events = sum(row["events"] * runs for row in rows)
+    print(f"{args.scenario}: {scenario.title}")
+    print(
+        f"{rows[0]['calls']:.0f} calls per run, {runs} run(s), seed {args.seed}, "
+        f"per-attempt timeout {scenario.timeout.read:g} s"
+    )
+    print(scenarios.table(rows))
+    print(f"engine: {events:,.0f} events in {wall:.2f} s wall ({events / wall:,.0f} events/s)")
+    for line in scenarios.verdict(rows):
+        print("  " + line)
+    if args.json:
+        write_json(args.json, rows)
+    if args.plot:
+        scenarios.plot(rows, args.plot, f"{args.scenario}: {runs} run(s), seed {args.seed}")
+    return 0
+
+
 def _headline(rows: List[Dict[str, Any]]) -> None:
     points = {(r["clients"], r["strategy"]): r["calls"] for r in rows}
     for n in sorted({r["clients"] for r in rows}):
@@ -127,6 +152,21 @@ def _parser() -> argparse.ArgumentParser:
         help="also run the single-purpose reference model and compare wall time",
     )
     b.set_defaults(run=_brooker)
+    for name, text in (
+        ("gateway", "a rate-limited gateway with a burst"),
+        ("outage", "a three-model chain whose primary goes down and comes back"),
+        ("overload", "a load-dependent server hit by a short capacity drop"),
+    ):
+        f = sub.add_parser(name, help=text)
+        _common(f)
+        f.add_argument("--runs", type=_positive, help="seeded runs averaged (default 5)")
+        f.add_argument(
+            "--workers",
+            type=_positive,
+            default=_default_workers(),
+            help="processes (default: up to 2); results do not depend on it",
+        )
+        f.set_defaults(run=_fault)
     return parser
 
 

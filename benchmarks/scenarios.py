@@ -24,7 +24,7 @@ from simulator.virtual import CoreServer, Engine, Task
 
 from .strategies import Strategy
 
-__all__ = ["SCENARIOS", "Scenario", "run_strategy"]
+__all__ = ["SCENARIOS", "Scenario", "run_point", "run_strategy"]
 
 _PRICES = {  # USD per million tokens (input, output), as in the simulator's catalog
     "gpt-4o-mini": {"input": 0.15, "output": 0.6},
@@ -69,20 +69,6 @@ class Scenario:
     timeout: Timeout = field(default_factory=lambda: Timeout(connect=5.0, read=30.0))
     trigger: Optional[Tuple[float, float]] = None
 
-    def scaled(self, factor: float) -> Scenario:
-        """A shorter version (``--quick``): the timeline shrinks, the rates stay."""
-        return Scenario(
-            self.name,
-            self.title,
-            self.simulator,
-            self.chain,
-            self.rate,
-            self.duration * factor,
-            tuple((s * factor, w, int(n * factor) or 1) for s, w, n in self.bursts),
-            self.timeout,
-            None if self.trigger is None else (self.trigger[0] * factor, self.trigger[1] * factor),
-        )
-
     def arrivals(self, rng: random.Random) -> List[float]:
         """Arrival times: Poisson at ``rate`` over ``duration``, plus the bursts."""
         times: List[float] = []
@@ -104,17 +90,17 @@ _LATENCY = {"dist": "lognormal", "median": 800, "sigma": 0.3}
 SCENARIOS: Dict[str, Scenario] = {
     "gateway": Scenario(
         name="gateway",
-        title="one API key limited to 600 requests/min (truthful Retry-After); "
-        "6 calls/s and a burst of 400 calls in 2 s at t=30 s",
+        title="one API key limited to 300 requests/min (token bucket, truthful Retry-After); "
+        "2.5 calls/s and a burst of 500 calls in 2 s at t=60 s",
         simulator={
             "models": {mid: _model(mid, latency_ms=_LATENCY) for mid in _PRICES},
-            "rate_limits": {"rpm": 600},
+            "rate_limits": {"rpm": 300},
         },
         chain=tuple(_PRICES),
-        rate=6.0,
-        duration=120.0,
-        bursts=((30.0, 2.0, 400),),
-        trigger=(30.0, 32.0),
+        rate=2.5,
+        duration=180.0,
+        bursts=((60.0, 2.0, 500),),
+        trigger=(60.0, 62.0),
     ),
     "outage": Scenario(
         name="outage",
@@ -250,3 +236,131 @@ def _recovery(scenario: Scenario, tasks: Sequence[Task]) -> Dict[str, Any]:
         "recovered_after_s": recovered,
     }
 
+
+def run_point(scenario: Scenario, strategy: Strategy, seed: Any, runs: int) -> Dict[str, Any]:
+    """``run_strategy`` over seeds ``seed:0 .. seed:runs-1``, numbers averaged over runs."""
+    rows = [run_strategy(scenario, strategy, f"{seed}:{run}") for run in range(runs)]
+    out: Dict[str, Any] = dict(rows[0])
+    for key, value in rows[0].items():
+        if key == "attempts_by_status":
+            merged: Dict[str, float] = {}
+            for row in rows:
+                for status, count in row[key].items():
+                    merged[status] = merged.get(status, 0) + count / runs
+            out[key] = {k: round(v, 1) for k, v in sorted(merged.items())}
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            values = [row[key] for row in rows]
+            if all(isinstance(v, (int, float)) for v in values):
+                out[key] = round(sum(values) / runs, 6 if key.startswith("cost") else 4)
+            else:
+                out[key] = None
+    out["runs"] = runs
+    return out
+
+
+def _job(job: Tuple[str, int, Any, int]) -> Dict[str, Any]:
+    from .strategies import all_strategies
+
+    name, index, seed, runs = job
+    return run_point(SCENARIOS[name], all_strategies()[index], seed, runs)
+
+
+def compare(name: str, seed: Any, runs: int, workers: int = 1) -> List[Dict[str, Any]]:
+    """One row per strategy of ``all_strategies()``, in that order; same numbers at any
+    ``workers``, since each (strategy, run) depends only on its seed."""
+    from .strategies import all_strategies
+
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
+    jobs = [(name, i, seed, runs) for i in range(len(all_strategies()))]
+    if workers > 1:
+        import multiprocessing
+
+        with multiprocessing.Pool(workers) as pool:
+            return pool.map(_job, jobs, chunksize=1)
+    return [_job(job) for job in jobs]
+
+
+_COLUMNS = (
+    ("strategy", "strategy"),
+    ("success", "success_rate"),
+    ("amplif.", "amplification"),
+    ("att/success", "attempts_per_success"),
+    ("makespan s", "makespan_s"),
+    ("p50 s", "p50_s"),
+    ("p99 s", "p99_s"),
+    ("cost $/1k ok", "cost_per_success_usd"),
+    ("ok after trigger", "success_after_trigger"),
+)
+
+
+def table(rows: Sequence[Dict[str, Any]]) -> str:
+    """The metrics table, then attempts by status."""
+    from ._report import format_table
+
+    body = []
+    for row in rows:
+        values = [row.get(key) for _, key in _COLUMNS]
+        cost = row.get("cost_per_success_usd")
+        values[7] = None if cost is None else round(cost * 1000, 4)
+        body.append(values)
+    statuses = sorted({s for row in rows for s in row["attempts_by_status"]}, key=_status_key)
+    by_status = [
+        [row["strategy"]] + [row["attempts_by_status"].get(s, 0) for s in statuses] for row in rows
+    ]
+    return (
+        format_table([h for h, _ in _COLUMNS], body)
+        + "\n\nattempts by status (per run):\n"
+        + format_table(["strategy", *statuses], by_status)
+    )
+
+
+def _status_key(status: str) -> Tuple[int, str]:
+    return (0, status) if status.isdigit() else (1, status)
+
+
+def verdict(rows: Sequence[Dict[str, Any]], subject: str = "cometsync-default") -> List[str]:
+    """Does ``subject`` beat each baseline on success rate and on amplification?"""
+    from .strategies import BASELINES
+
+    by_name = {row["strategy"]: row for row in rows}
+    mine = by_name[subject]
+    lines = []
+    for base in BASELINES:
+        other = by_name[base.name]
+        success = _compare(mine["success_rate"], other["success_rate"], higher=True)
+        amp = _compare(mine["amplification"], other["amplification"], higher=False)
+        lines.append(
+            f"{subject} vs {base.name}: success {mine['success_rate']:.3f} vs "
+            f"{other['success_rate']:.3f} ({success}), amplification "
+            f"{mine['amplification']:.3f} vs {other['amplification']:.3f} ({amp})"
+        )
+    return lines
+
+
+def _compare(mine: float, other: float, *, higher: bool) -> str:
+    if abs(mine - other) < 1e-9:
+        return "tie"
+    return "better" if (mine > other) == higher else "WORSE"
+
+
+def plot(rows: Sequence[Dict[str, Any]], path: str, title: str) -> None:
+    """Bars per strategy: success rate and amplification side by side."""
+    from ._report import need_matplotlib
+
+    plt = need_matplotlib()
+    names = [row["strategy"] for row in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    colors = ["#999999" if not n.startswith("cometsync") else "#2a7ab0" for n in names]
+    left.barh(names, [row["success_rate"] for row in rows], color=colors)
+    left.set(title="Success rate (higher is better)", xlim=(0, 1))
+    right.barh(names, [row["amplification"] for row in rows], color=colors)
+    right.set(title="Amplification: attempts per call (lower is better)")
+    for axis in (left, right):
+        axis.invert_yaxis()
+        axis.grid(True, axis="x", alpha=0.3)
+    right.set_yticklabels([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

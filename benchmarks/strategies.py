@@ -197,3 +197,11 @@ def cometsync_strategy(
         return factory
 
     return Strategy(name, description, start)
+
+
+def all_strategies() -> Tuple[Strategy, ...]:
+    """The baselines, cometsync's default, then cometsync with each protection on."""
+    return (
+        *BASELINES,
+        cometsync_strategy("cometsync-default", "cometsync RetryPolicy() over the whole chain"),
+    )
