@@ -118,6 +118,30 @@ def _fault(args: argparse.Namespace) -> int:
     return 0
 
 
+def _throughput(args: argparse.Namespace) -> int:
+    from . import throughput
+    from ._report import format_table
+
+    rounds = args.rounds or (3 if args.quick else 7)
+    calls = args.calls or (50 if args.quick else 300)
+    rows = throughput.measure(
+        rounds=rounds, calls=calls, workers=args.workers, latency_ms=args.latency_ms
+    )
+    print(
+        f"throughput over loopback: {rounds} interleaved rounds of {calls} calls, "
+        f"{args.workers} thread(s), simulator latency {args.latency_ms:g} ms"
+    )
+    print(
+        format_table(
+            ["client", "calls/s (median)", "min", "max", "x cometsync"],
+            [[r["client"], r["calls_per_s"], r["min"], r["max"], r["vs_cometsync"]] for r in rows],
+        )
+    )
+    if args.json:
+        write_json(args.json, rows)
+    return 0
+
+
 def _headline(rows: List[Dict[str, Any]]) -> None:
     points = {(r["clients"], r["strategy"]): r["calls"] for r in rows}
     for n in sorted({r["clients"] for r in rows}):
@@ -167,6 +191,14 @@ def _parser() -> argparse.ArgumentParser:
             help="processes (default: up to 2); results do not depend on it",
         )
         f.set_defaults(run=_fault)
+    t = sub.add_parser("throughput", help="per-call throughput vs requests, urllib3, openai")
+    t.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    t.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
+    t.add_argument("--workers", type=_positive, default=1, help="threads per client (default 1)")
+    t.add_argument("--latency-ms", type=float, default=0.0, help="simulated model latency")
+    t.add_argument("--rounds", type=_positive, help="interleaved rounds (default 7)")
+    t.add_argument("--calls", type=_positive, help="calls per client per round (default 300)")
+    t.set_defaults(run=_throughput)
     return parser
 
 
