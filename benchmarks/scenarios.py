@@ -161,13 +161,13 @@ def run_strategy(scenario: Scenario, strategy: Strategy, seed: Any) -> Dict[str,
     engine = Engine()
     core.set_origin(0.0)
     server = CoreServer(core)
-    factory = strategy.start()
-    chain = scenario.chain[:1] if strategy.single_model else scenario.chain
     clock = engine.clock
+    factory, guards = strategy.start(clock)
+    chain = scenario.chain[:1] if strategy.single_model else scenario.chain
     for index, at in enumerate(arrivals):
         rng = random.Random(f"{seed}:{index}")
         flow = factory(_SPEC, chain, rng, clock, scenario.timeout)
-        engine.spawn(flow, server, at=at, tag=index)
+        engine.spawn(flow, server, at=at, tag=index, guards=guards)
     end = engine.run()
     return _metrics(scenario, strategy, engine.tasks, server, end, engine.events)
 

@@ -37,19 +37,22 @@ __all__ = ["BASELINES", "FlowFactory", "Strategy", "cometsync_strategy"]
 
 # (spec, chain, rng, clock, timeout) -> a flow for one call
 FlowFactory = Callable[[CallSpec[Any], Sequence[str], random.Random, Clock, Timeout], Flow]
+# clock -> (the run's flow factory, the guards its flows share or None)
+Starter = Callable[[Clock], Tuple[FlowFactory, Optional[Guards]]]
 
 
 @dataclass(frozen=True)
 class Strategy:
-    """A named way of running calls; ``start`` makes one run's flow factory.
+    """A named way of running calls; ``start(clock)`` makes one run's flow factory and guards.
 
     ``start`` is called once per run, so shared protections (a retry budget, a limiter,
-    cooldowns) live for exactly one run and every call of that run shares them.
+    cooldowns) live for exactly one run and every call of that run shares them, as the calls
+    of one ``Client`` do.
     """
 
     name: str
     description: str
-    start: Callable[[], FlowFactory]
+    start: Starter
     single_model: bool = False
     meta: Dict[str, Any] = field(default_factory=dict)
 
@@ -147,8 +150,8 @@ def openai_default_flow(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _fixed(factory: FlowFactory) -> Callable[[], FlowFactory]:
-    return lambda: factory
+def _fixed(factory: FlowFactory) -> Starter:
+    return lambda clock: (factory, None)
 
 
 BASELINES: Tuple[Strategy, ...] = (
@@ -176,13 +179,13 @@ def cometsync_strategy(
     name: str,
     description: str,
     policy: Optional[RetryPolicy] = None,
-    guards: Optional[Callable[[], Guards]] = None,
+    guards: Optional[Callable[[Clock], Guards]] = None,
 ) -> Strategy:
-    """cometsync's real flow with ``policy`` and, per run, the guards ``guards()`` makes."""
+    """cometsync's real flow with ``policy`` and, per run, the guards ``guards(clock)`` makes."""
     base = policy or RetryPolicy()
 
-    def start() -> FlowFactory:
-        shared = guards() if guards is not None else NO_GUARDS
+    def start(clock: Clock) -> Tuple[FlowFactory, Optional[Guards]]:
+        shared = guards(clock) if guards is not None else NO_GUARDS
 
         def factory(
             spec: CallSpec[Any],
@@ -194,9 +197,49 @@ def cometsync_strategy(
             own = dataclasses.replace(base, backoff=base.backoff.with_rng(rng))
             return call_flow(spec, chain, own, clock=clock, timeout=timeout, guards=shared)
 
-        return factory
+        return factory, (shared if guards is not None else None)
 
     return Strategy(name, description, start)
+
+
+#: In-flight ceiling given to the protections: the calls of a run come from one client whose
+#: thread pool would hold this many (open-loop arrivals have no other bound).
+CEILING = 64
+
+
+def _protections() -> Tuple[Strategy, ...]:
+    """cometsync with each protection alone, then all of them (when this cometsync has them)."""
+    try:
+        from cometsync._guards import (  # type: ignore[attr-defined]
+            AdaptiveLimiter,
+            Cooldowns,
+            Protections,
+            RetryBudget,
+        )
+    except ImportError:  # the protections are not in this version of cometsync
+        return ()
+    variants = (
+        ("budget", "retry budget", Protections(budget=RetryBudget(), limiter=None, cooldown=None)),
+        (
+            "limiter",
+            "adaptive limiter",
+            Protections(budget=None, limiter=AdaptiveLimiter(), cooldown=None),
+        ),
+        (
+            "cooldown",
+            "model cooldowns",
+            Protections(budget=None, limiter=None, cooldown=Cooldowns()),
+        ),
+        ("all", "all three protections", Protections()),
+    )
+    return tuple(
+        cometsync_strategy(
+            f"cometsync+{short}",
+            f"cometsync default policy with the {text} on",
+            guards=lambda clock, p=protections: p.build(ceiling=CEILING, clock=clock),
+        )
+        for short, text, protections in variants
+    )
 
 
 def all_strategies() -> Tuple[Strategy, ...]:
@@ -204,4 +247,5 @@ def all_strategies() -> Tuple[Strategy, ...]:
     return (
         *BASELINES,
         cometsync_strategy("cometsync-default", "cometsync RetryPolicy() over the whole chain"),
+        *_protections(),
     )

@@ -19,7 +19,8 @@ Usage::
 from __future__ import annotations
 
 import heapq
-from typing import Any, Callable, Dict, Generator, List, Optional, Protocol, Tuple
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Generator, List, Optional, Protocol, Tuple
 
 from cometsync._errors import APIConnectionError, APIError, APITimeoutError
 from cometsync._flow import Action, Outcome, Send, Sleep
@@ -77,6 +78,8 @@ class Task:
         "error",
         "finished",
         "flow",
+        "guards",
+        "holding",
         "on_done",
         "outcome",
         "result",
@@ -93,9 +96,12 @@ class Task:
         tag: Any,
         started: float,
         on_done: Optional[Callable[[Task], None]],
+        guards: Any = None,
     ) -> None:
         self.flow = flow
         self.server = server
+        self.guards = guards
+        self.holding: Optional[Tuple[Optional[str]]] = None  # the model whose slot it holds
         self.tag = tag
         self.started = started
         self.on_done = on_done
@@ -145,6 +151,7 @@ class Engine:
         self.events = 0
         self._heap: List[_Event] = []
         self._seq = 0
+        self._parked: Dict[Tuple[int, Optional[str]], Deque[Tuple[Task, Send]]] = {}
 
     def schedule(self, at: float, callback: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``callback(arg)`` at virtual time ``at`` (now, if ``at`` is in the past)."""
@@ -160,9 +167,15 @@ class Engine:
         at: float = 0.0,
         tag: Any = None,
         on_done: Optional[Callable[[Task], None]] = None,
+        guards: Any = None,
     ) -> Task:
-        """Start driving ``flow`` at virtual time ``at``; its sends go to ``server``."""
-        task = Task(flow, server, tag, at, on_done)
+        """Start driving ``flow`` at virtual time ``at``; its sends go to ``server``.
+
+        ``guards``, when given, is the flow's ``Guards``: each send then holds one of its
+        in-flight slots (``try_acquire``/``release``) from its departure to its answer, and
+        waits on the heap, never blocking, while the limiter has none free.
+        """
+        task = Task(flow, server, tag, at, on_done, guards)
         self.tasks.append(task)
         self.schedule(at, self._step, task)
         return task
@@ -198,6 +211,8 @@ class Engine:
         """Resume ``task``'s flow with its pending outcome and act on what it yields next."""
         outcome = task.outcome
         task.outcome = None
+        if task.holding is not None:
+            self._release(task)
         try:
             action = task.flow.send(outcome)
         except StopIteration as stop:
@@ -209,10 +224,38 @@ class Engine:
         if type(action) is Sleep:
             self.schedule(self.clock.now + action.seconds, self._step, task)
         elif type(action) is Send:
-            task.sends += 1
-            task.server.submit(self, task, action)
+            self._send(task, action)
         else:
             raise TypeError(f"a flow yielded {action!r}; expected Send or Sleep")
+
+    def _send(self, task: Task, send: Send) -> None:
+        guards = task.guards
+        try_acquire = getattr(guards, "try_acquire", None)
+        if try_acquire is not None:
+            now = self.clock.now
+            if not try_acquire(send.model, now):
+                wait = guards.acquire_in(send.model, now)
+                if wait is None:  # until another send of this model releases its slot
+                    key = (id(guards), send.model)
+                    self._parked.setdefault(key, deque()).append((task, send))
+                else:
+                    self.schedule(now + max(wait, 1e-6), self._resend, (task, send))
+                return
+            task.holding = (send.model,)
+        task.sends += 1
+        task.server.submit(self, task, send)
+
+    def _resend(self, arg: Tuple[Task, Send]) -> None:
+        self._send(*arg)
+
+    def _release(self, task: Task) -> None:
+        assert task.holding is not None
+        model = task.holding[0]
+        task.holding = None
+        task.guards.release(model, self.clock.now)
+        waiting = self._parked.get((id(task.guards), model))
+        if waiting:
+            self.schedule(self.clock.now, self._resend, waiting.popleft())
 
     def _finish(self, task: Task, result: Any, error: Optional[APIError]) -> None:
         task.finished = self.clock.now
