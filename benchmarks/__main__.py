@@ -8,6 +8,7 @@ speed against peers over loopback sockets). ``python -m benchmarks SCENARIO --he
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -204,12 +205,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    # Thousands of simulated calls would flood the terminal with the SDK's own warnings
+    # (cooldowns, retries); the tables carry what matters. Restored after, for in-process use.
+    logger = logging.getLogger("cometsync")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        logger.setLevel(level)
 
 
 if __name__ == "__main__":
