@@ -14,12 +14,11 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from simulator.core import Core
-from simulator.scenario import parse_scenario
-
 from cometsync._client import _parse_completion
 from cometsync._flow import CallSpec
 from cometsync._types import ChatCompletion, Timeout
+from simulator.core import Core
+from simulator.scenario import parse_scenario
 from simulator.virtual import CoreServer, Engine, Task
 
 from .strategies import Strategy
