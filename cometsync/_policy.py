@@ -253,7 +253,7 @@ def classify(
             hint = f"{BASE_URL_HINT}; requested {outcome.url}"
     elif status in (400, 401, 403, 422):
         pass  # malformed or unauthorised: no retry and no fallback may hide it
-    elif _error_code(body) & _INVALID_REQUEST_CODES and status >= 500:
+    elif status >= 500 and _error_code(body) & _INVALID_REQUEST_CODES:
         pass  # CometAPI reports some invalid requests as 500 invalid_request
     elif status == 429 and _error_code(body) & _QUOTA_CODES:
         pass  # the account is out of quota: waiting or another model will not help
