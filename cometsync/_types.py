@@ -96,6 +96,39 @@ class Attempt:
     reason: str = ""
     duration: Optional[float] = None
 
+    @classmethod
+    def _record(
+        cls,
+        model: Optional[str],
+        route: str,
+        status: Optional[int],
+        latency: float,
+        attempt: int,
+        error: Optional[str],
+        delay: Optional[float],
+        decision: str,
+        reason: str,
+    ) -> Attempt:
+        """Build a record without the frozen ``__init__`` (ten ``object.__setattr__`` calls).
+
+        The flow makes one per attempt and the virtual-time engine runs millions of attempts;
+        the result is an ordinary, equal, still-frozen ``Attempt``.
+        """
+        record = object.__new__(cls)
+        record.__dict__.update(
+            model=model,
+            route=route,
+            status=status,
+            latency=latency,
+            attempt=attempt,
+            error=error,
+            delay=delay,
+            decision=decision,
+            reason=reason,
+            duration=None,
+        )
+        return record
+
     def to_dict(self) -> Dict[str, Any]:
         return {
             "model": self.model,
