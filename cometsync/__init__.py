@@ -38,8 +38,20 @@ from ._errors import (
 from ._guards import Guards
 from ._metrics import MetricsRecorder
 from ._policy import RetryPolicy, parse_retry_after
+from ._streaming import Stream, accumulate
 from ._transport import HTTPRequest, RequestsTransport, Response, Transport
-from ._types import Attempt, ChatCompletion, ChatCompletionMessage, Choice, Model, Timeout, Usage
+from ._types import (
+    Attempt,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionMessage,
+    Choice,
+    ChoiceDelta,
+    ChunkChoice,
+    Model,
+    Timeout,
+    Usage,
+)
 
 __all__ = [
     "APIConnectionError",
@@ -53,8 +65,11 @@ __all__ = [
     "Backoff",
     "BadRequestError",
     "ChatCompletion",
+    "ChatCompletionChunk",
     "ChatCompletionMessage",
     "Choice",
+    "ChoiceDelta",
+    "ChunkChoice",
     "Client",
     "Clock",
     "CometError",
@@ -80,11 +95,13 @@ __all__ = [
     "Response",
     "RetryPolicy",
     "ScaledJitter",
+    "Stream",
     "SystemClock",
     "Timeout",
     "Transport",
     "UnprocessableEntityError",
     "Usage",
     "__version__",
+    "accumulate",
     "parse_retry_after",
 ]
