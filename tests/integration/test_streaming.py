@@ -1,0 +1,142 @@
+"""Streams over real sockets: chunk timing, stalls, resets, and connections given back."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from typing import Any, Iterator, List
+
+import pytest
+
+import cometsync
+from cometsync import APIStreamError, Constant, RetryPolicy
+from cometsync.testing import DONE, chunk_body
+
+from .sse_server import SSEServer, StreamReply, event
+
+pytestmark = pytest.mark.socket
+
+MSGS = [{"role": "user", "content": "hi"}]
+FAST = RetryPolicy(max_retries=1, backoff=Constant(0.01))
+
+
+def reply(*words: str, end: str = "complete", delay: float = 0.0, done: bool = True) -> StreamReply:
+    pieces = [
+        (delay, event(chunk_body(w, role="assistant" if i == 0 else None)))
+        for i, w in enumerate(words)
+    ]
+    if end == "complete":
+        pieces.append((0.0, event(chunk_body(finish_reason="stop"))))
+        if done:
+            pieces.append((0.0, DONE))
+    return StreamReply(pieces, end=end)
+
+
+@pytest.fixture
+def sse() -> Iterator[SSEServer]:
+    with SSEServer() as server:
+        yield server
+
+
+def client_for(server: SSEServer, **kwargs: Any) -> cometsync.Client:
+    kwargs.setdefault("retry", FAST)
+    kwargs.setdefault("timeout", (1.0, 0.2))
+    return cometsync.Client(api_key="k", base_url=server.base_url, **kwargs)
+
+
+def open_stream(client: cometsync.Client) -> cometsync.Stream:
+    return client.chat.completions.create(model="m1", messages=MSGS, stream=True)
+
+
+def test_chunks_arrive_as_sent_and_the_connection_is_reused(sse: SSEServer) -> None:
+    """Each chunk is delivered when it is sent, and a finished stream's connection is reused."""
+    sse.script = [reply("a", "b", delay=0.1), reply("c")]
+    with client_for(sse) as client:
+        start = time.monotonic()
+        stream = open_stream(client)
+        first = time.monotonic() - start
+        texts = [c.choices[0].delta.content for c in stream]
+        assert stream.closed
+        again = open_stream(client).get_final_completion()
+    assert texts == ["a", "b", None]
+    assert 0.1 <= first < 0.18  # the first chunk, not the whole stream
+    assert stream.attempts[-1].duration is not None
+    assert stream.attempts[-1].duration >= 0.2
+    assert again.choices[0].message.content == "c"
+    assert sse.connections == 1
+    assert sse.bodies[0]["stream"] is True
+
+
+def test_a_stall_before_the_first_chunk_is_retried(sse: SSEServer) -> None:
+    """A server silent for longer than the read timeout before any chunk is retried."""
+    sse.script = [StreamReply([], end="stall"), reply("ok")]
+    with client_for(sse) as client:
+        stream = open_stream(client)
+        assert stream.get_final_completion().choices[0].message.content == "ok"
+    assert [a.decision for a in stream.attempts] == ["retry", "success"]
+    assert stream.attempts[0].error is not None and "APITimeoutError" in stream.attempts[0].error
+
+
+@pytest.mark.parametrize(
+    ("end", "problem"),
+    [("stall", "timed out"), ("reset", "connection failed"), ("eof", "connection failed")],
+)
+def test_a_break_after_the_first_chunk_raises_with_the_partial_text(
+    sse: SSEServer, end: str, problem: str
+) -> None:
+    """A stall, reset or early close mid-stream raises APIStreamError, never a quiet end."""
+    sse.script = [reply("Hel", "lo", end=end)]
+    with client_for(sse) as client:
+        stream = open_stream(client)
+        start = time.monotonic()
+        with pytest.raises(APIStreamError, match=problem) as info:
+            for _ in stream:
+                pass
+        assert time.monotonic() - start < 0.8
+    assert info.value.partial == "Hello"
+    assert len(sse.bodies) == 1
+
+
+def test_a_thousand_abandoned_streams_do_not_exhaust_the_pool(
+    sse: SSEServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1,000 streams left half-way (break, close, dropped) on max_workers=4 leak nothing."""
+    sse.default = reply("a", "b", "c", "d")
+    caplog.set_level(logging.WARNING)
+    errors: List[BaseException] = []
+    with client_for(sse, max_workers=4) as client:
+
+        def worker(offset: int) -> None:
+            try:
+                for i in range(offset, 1000, 4):
+                    stream = open_stream(client)
+                    if i % 3 == 0:
+                        with stream:
+                            for _ in stream:
+                                break
+                    elif i % 3 == 1:
+                        next(stream)
+                        stream.close()
+                    else:
+                        next(stream)
+                        next(stream)
+                        del stream  # dropped: the garbage collector gives it back
+            except BaseException as exc:  # reported below, in the test's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        gc.collect()
+        assert errors == []
+        assert open_stream(client).get_final_completion().choices[0].message.content == "abcd"
+        adapter = client._shared.transport.session.get_adapter(sse.base_url)  # type: ignore[attr-defined]
+        pool = adapter.poolmanager.connection_from_url(sse.base_url)
+    assert len(sse.bodies) == 1001
+    assert pool.num_connections <= 4
+    assert sse.peak <= 4 + 4  # the server notices closes a little late
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
