@@ -432,11 +432,11 @@ class _State:
 
     def read(self) -> Optional[ChatCompletionChunk]:
         """The next chunk, or None at the end; raises APIStreamError when the stream breaks."""
+        if self.ended:
+            return None
         if self.pending is not None:
             chunk, self.pending = self.pending, None
             return chunk
-        if self.ended:
-            return None
         cause: Optional[APIError] = None
         try:
             for event in self.events:

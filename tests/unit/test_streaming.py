@@ -328,6 +328,15 @@ def test_closing_early_releases_and_refuses_a_final_completion() -> None:
     assert seen[-1].reason == "closed by the caller after 1 chunks"
 
 
+def test_a_stream_closed_before_reading_yields_nothing() -> None:
+    """Closing a fresh stream drops even its already-read first chunk."""
+    response = StreamedResponse(hello())
+    client, _, _, _ = make([response])
+    stream = open_stream(client)
+    stream.close()
+    assert (list(stream), response.closed) == ([], True)
+
+
 def test_a_dropped_stream_is_closed_and_reported_by_the_garbage_collector() -> None:
     """A stream dropped half-way gives its connection back and reports its attempt."""
     response = StreamedResponse(hello())
