@@ -1,8 +1,9 @@
 """A tiny server on 127.0.0.1 that streams scripted server-sent events, chunk-encoded.
 
 Each request gets the next ``StreamReply`` (or ``default`` when the script is empty): a status,
-timed pieces, then an end: ``complete`` (the chunked terminator), ``eof`` (close without it),
-``reset`` (close with RST) or ``stall`` (send nothing more until ``hold`` passes).
+timed pieces (held after the first until ``gate`` is set, if given), then an end: ``complete``
+(the chunked terminator), ``eof`` (close without it), ``reset`` (close with RST) or ``stall``
+(send nothing more until ``hold`` passes).
 The server tracks open connections and their peak, to prove the client gives them back.
 """
 
@@ -32,6 +33,8 @@ class StreamReply:
     end: str = "complete"
     status: int = 200
     hold: float = 1.0
+    gate: Optional[threading.Event] = None  # waited for before the second piece is sent
+    sent: int = 0  # pieces written so far
 
 
 class SSEServer:
@@ -83,11 +86,14 @@ class SSEServer:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                for delay, piece in reply.pieces:
+                for i, (delay, piece) in enumerate(reply.pieces):
                     if delay and owner._stop.wait(delay):
                         return
+                    if i == 1 and reply.gate is not None:
+                        reply.gate.wait(2.0)
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                     self.wfile.flush()
+                    reply.sent += 1
                 if reply.end == "complete":
                     self.wfile.write(b"0\r\n\r\n")
                     return

@@ -50,20 +50,25 @@ def open_stream(client: cometsync.Client) -> cometsync.Stream:
     return client.chat.completions.create(model="m1", messages=MSGS, stream=True)
 
 
-def test_chunks_arrive_as_sent_and_the_connection_is_reused(sse: SSEServer) -> None:
-    """Each chunk is delivered when it is sent, and a finished stream's connection is reused."""
-    sse.script = [reply("a", "b", delay=0.1), reply("c")]
+def test_the_first_chunk_arrives_before_the_rest_and_the_connection_is_reused(
+    sse: SSEServer,
+) -> None:
+    """create() returns at the first chunk while the server holds the rest; then it is reused."""
+    gate = threading.Event()
+    held = reply("a", "b")
+    held.gate = gate
+    sse.script = [held, reply("c")]
     with client_for(sse) as client:
-        start = time.monotonic()
         stream = open_stream(client)
-        first = time.monotonic() - start
+        assert held.sent == 1  # create() did not wait for the rest
+        time.sleep(0.05)
+        gate.set()
         texts = [c.choices[0].delta.content for c in stream]
         assert stream.closed
         again = open_stream(client).get_final_completion()
     assert texts == ["a", "b", None]
-    assert 0.1 <= first < 0.18  # the first chunk, not the whole stream
-    assert stream.attempts[-1].duration is not None
-    assert stream.attempts[-1].duration >= 0.2
+    last = stream.attempts[-1]
+    assert last.duration is not None and last.duration >= last.latency + 0.05
     assert again.choices[0].message.content == "c"
     assert sse.connections == 1
     assert sse.bodies[0]["stream"] is True
