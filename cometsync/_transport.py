@@ -22,6 +22,8 @@ from ._types import Timeout
 
 __all__ = ["HTTPRequest", "RequestsTransport", "Response", "Transport", "make_session"]
 
+_READ_SIZE = 65536
+
 
 @dataclass(frozen=True)
 class HTTPRequest:
@@ -80,7 +82,10 @@ class Response(ResponseLike):
             if self.content:
                 yield self.content
             return
-        yield from _translated(self._raw.iter_content(chunk_size=None))
+        # A size, not None: with None an unchunked body (or an in-process adapter's) is read
+        # to its end before anything is yielded; with a size each HTTP chunk still comes as
+        # soon as it arrives.
+        yield from _translated(self._raw.iter_content(chunk_size=_READ_SIZE))
 
     def close(self) -> None:
         """Give the connection back to the pool (idempotent)."""
