@@ -448,7 +448,7 @@ class _State:
                     self.acc.add(chunk)
                     return chunk  # type: ignore[no-any-return]
         except APIError as exc:
-            problem, cause = f"the connection failed: {exc}", exc
+            problem, cause = str(exc), exc
         except _ErrorEvent as exc:
             problem = f"the server sent an error event: {exc}"
         except ValueError as exc:
