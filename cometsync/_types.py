@@ -142,6 +142,19 @@ def _int(value: Any) -> int:
     return 0
 
 
+def _head(raw: Mapping[str, Any], requested_model: str, kind: str) -> Dict[str, Any]:
+    """The fields a completion and a chunk share: id, model, created, object, fingerprint."""
+    model = raw.get("model")
+    fingerprint = raw.get("system_fingerprint")
+    return {
+        "id": str(raw.get("id") or ""),
+        "model": model if isinstance(model, str) else requested_model,
+        "created": _int(raw.get("created")),
+        "object": str(raw.get("object") or kind),
+        "system_fingerprint": fingerprint if isinstance(fingerprint, str) else None,
+    }
+
+
 @dataclass(frozen=True)
 class Usage(_Extras):
     """Token counts; zeros when the model did not report them."""
@@ -249,16 +262,10 @@ class ChatCompletion(_Extras):
         choices = tuple(Choice.from_dict(c, i) for i, c in enumerate(choices_raw))
         usage = Usage.from_dict(raw.get("usage"))
         raw["usage"] = usage.to_dict()
-        model = raw.get("model") if isinstance(raw.get("model"), str) else requested_model
-        fingerprint = raw.get("system_fingerprint")
         return cls(
-            id=str(raw.get("id") or ""),
-            model=str(model),
+            **_head(raw, requested_model, "chat.completion"),
             choices=choices,
             usage=usage,
-            created=_int(raw.get("created")),
-            object=str(raw.get("object") or "chat.completion"),
-            system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
             attempts=attempts,
             _raw=raw,
         )
@@ -368,15 +375,9 @@ class ChatCompletionChunk(_Extras):
         if not isinstance(choices_raw, list) or ("choices" not in raw and usage_raw is None):
             raise ValueError("the event is not a chat.completion.chunk: no 'choices' list")
         usage = Usage.from_dict(usage_raw) if isinstance(usage_raw, Mapping) else None
-        model = raw.get("model") if isinstance(raw.get("model"), str) else requested_model
-        fingerprint = raw.get("system_fingerprint")
         return cls(
-            id=str(raw.get("id") or ""),
-            model=str(model),
+            **_head(raw, requested_model, "chat.completion.chunk"),
             choices=tuple(ChunkChoice.from_dict(c, i) for i, c in enumerate(choices_raw)),
-            created=_int(raw.get("created")),
-            object=str(raw.get("object") or "chat.completion.chunk"),
-            system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
             usage=usage,
             _raw=raw,
         )
