@@ -35,7 +35,7 @@ from ._errors import (
     RequestValidationError,
     UnprocessableEntityError,
 )
-from ._guards import Guards
+from ._guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
 from ._metrics import MetricsRecorder
 from ._policy import RetryPolicy, parse_retry_after
 from ._streaming import Stream, accumulate
@@ -60,6 +60,7 @@ __all__ = [
     "APIStatusError",
     "APIStreamError",
     "APITimeoutError",
+    "AdaptiveLimiter",
     "Attempt",
     "AuthenticationError",
     "Backoff",
@@ -76,6 +77,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "Constant",
+    "Cooldowns",
     "DEFAULT_BASE_URL",
     "DecorrelatedJitter",
     "EqualJitter",
@@ -89,10 +91,13 @@ __all__ = [
     "ModelCooldownError",
     "NotFoundError",
     "PermissionDeniedError",
+    "Protections",
+    "ProtectiveGuards",
     "RateLimitError",
     "RequestValidationError",
     "RequestsTransport",
     "Response",
+    "RetryBudget",
     "RetryPolicy",
     "ScaledJitter",
     "Stream",
