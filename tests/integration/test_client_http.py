@@ -204,7 +204,9 @@ def test_no_key_in_debug_logs_over_the_wire(
     assert all(KEY not in r.getMessage() for r in caplog.records)
 
 
-def test_environment_proxies_are_read_once_for_the_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_proxies_are_read_once_for_the_base_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """HTTPS_PROXY applies (NO_PROXY too), read when the client is built, as httpx does."""
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     monkeypatch.setenv("NO_PROXY", "internal.example")
@@ -219,7 +221,7 @@ def test_environment_proxies_are_read_once_for_the_base_url(monkeypatch: pytest.
 def test_a_netrc_entry_cannot_replace_the_bearer_key(
     server: ScriptedServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """requests would apply ~/.netrc Basic auth over our header; the client's own Session does not."""
+    """requests would put ~/.netrc Basic auth over our header; the client's Session does not."""
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login someone password other\n")
     netrc.chmod(0o600)
