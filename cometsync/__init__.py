@@ -13,6 +13,7 @@ from ._backoff import (
     FullJitter,
     ScaledJitter,
 )
+from ._catalog import CostEstimate, ModelInfo, Pricing
 from ._client import DEFAULT_BASE_URL, Client, __version__
 from ._clock import Clock, SystemClock
 from ._errors import (
@@ -61,6 +62,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "Constant",
+    "CostEstimate",
     "DEFAULT_BASE_URL",
     "DecorrelatedJitter",
     "EqualJitter",
@@ -72,8 +74,10 @@ __all__ = [
     "MetricsRecorder",
     "Model",
     "ModelCooldownError",
+    "ModelInfo",
     "NotFoundError",
     "PermissionDeniedError",
+    "Pricing",
     "RateLimitError",
     "RequestValidationError",
     "RequestsTransport",
