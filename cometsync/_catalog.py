@@ -226,7 +226,8 @@ def call_cost(
 
     Token prices are per million tokens, ``per_request`` is added once. ``per_second`` needs
     the generation time: the client passes the answering attempt's duration; without
-    ``seconds`` a per-second-priced model is unknown (None), never silently free.
+    ``seconds`` a model with a non-zero per-second price is unknown (None), never silently
+    free.
     """
     if not pricing.known:
         return None
@@ -237,7 +238,7 @@ def call_cost(
         total += pricing.output * completion_tokens / _PER_MILLION
     if pricing.per_request is not None:
         total += pricing.per_request
-    if pricing.per_second is not None:
+    if pricing.per_second:  # a null or zero per-second price needs no duration
         if seconds is None:
             return None
         total += pricing.per_second * max(0.0, seconds)

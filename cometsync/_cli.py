@@ -15,6 +15,7 @@ import importlib
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -150,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _client(args: argparse.Namespace, *, need_key: bool = True, **kwargs: Any) -> Client:
     key = args.api_key or os.environ.get("COMETAPI_KEY")
-    if not key and not need_key:
+    if not key and need_key:
+        raise ConfigError("no API key: set COMETAPI_KEY (or pass --api-key)")
+    if not key:
         key = _CATALOG_ONLY_KEY
     retry = None if args.max_retries is None else RetryPolicy(max_retries=args.max_retries)
     return Client(
@@ -324,14 +327,21 @@ class _Progress:
         if self._bar is None:
             return
         done = summary.succeeded + summary.failed
-        self._bar.set_postfix(
-            ok=summary.succeeded,
-            failed=summary.failed,
-            retries=summary.retries,
-            fallbacks=summary.fallbacks,
-            refresh=False,
-        )
+        counts = {
+            "ok": summary.succeeded,
+            "failed": summary.failed,
+            "retries": summary.retries,
+            "fallbacks": summary.fallbacks,
+        }
+        self._bar.set_postfix(counts, refresh=False)  # a dict keeps this order; kwargs sort
         self._bar.update(done - self._bar.n)
+
+    def report(self, message: str) -> None:
+        """A message on stderr that does not break the bar."""
+        if self._bar is None:
+            _err(message)
+        else:
+            self._bar.write(f"cometsync: {message}", file=sys.stderr)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -387,7 +397,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 resume=args.resume,
                 stop=stop.event,
-                report=_err,
+                report=progress.report,
                 progress=progress.update,
                 on_total=progress.start,
             )
@@ -402,12 +412,25 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     if summary.interrupted:
         _err(
             f"interrupted; every finished line is in {args.output}. Resume with:\n"
-            f"  cometsync batch {args.input} -o {args.output} --resume"
+            f"  {_resume_command(args)}"
         )
         return 128 + stop.signum
     if summary.failed or summary.previous_failed:
         return EXIT_BATCH_FAILURES
     return EXIT_OK
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    """The command that continues this batch (the key stays in the environment, unshown)."""
+    words = ["cometsync", "batch", args.input, "-o", args.output]
+    if args.model:
+        words += ["-m", args.model]
+    for model in args.fallback:
+        words += ["-f", model]
+    if args.base_url:
+        words += ["--base-url", args.base_url]
+    words += ["--workers", str(args.workers), "--resume"]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def _setup_logging(verbose: int) -> None:

@@ -153,6 +153,7 @@ def test_call_cost_is_unknown_without_prices_or_a_needed_duration() -> None:
     assert call_cost(Pricing(), 10, 10) is None
     assert call_cost(Pricing(per_second=0.1), 10, 10) is None
     assert call_cost(Pricing(per_request=0.04), 10, 10) == pytest.approx(0.04)
+    assert call_cost(Pricing(input=1.0, per_second=0.0), 10, 10) == pytest.approx(1e-5)
 
 
 def test_estimate_prices_each_model_and_both_worst_cases() -> None:
