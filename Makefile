@@ -40,8 +40,8 @@ unit: venv
 	$(BIN)/python -m pytest -q tests/unit
 
 lint: venv
-	$(BIN)/ruff check cometsync simulator benchmarks tests
-	$(BIN)/ruff format --check cometsync simulator benchmarks tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: venv
 	$(BIN)/mypy
