@@ -234,7 +234,7 @@ class BatchSummary:
             total = sum(self.cost_by_model.values())
             per = ", ".join(f"{m} ${c:.6f}" for m, c in sorted(self.cost_by_model.items()))
             out.append(f"cost ${total:.6f} ({per})")
-        if self.unpriced or not self.cost_by_model:
+        if self.unpriced:
             out.append(f"cost unknown for {self.unpriced} successful requests (no catalog price)")
         if self.previous_done:
             out.append(
