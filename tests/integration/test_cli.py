@@ -245,11 +245,11 @@ def test_resume_drops_a_truncated_last_line_and_skips_finished_ids(
 
 def test_interrupted_batch_keeps_finished_lines_and_resumes_exactly_once(tmp_path: Path) -> None:
     """SIGINT stops the batch with 130 and complete lines; --resume finishes every id once."""
-    ids = [f"req-{i:03d}" for i in range(60)]
+    ids = [f"req-{i:03d}" for i in range(80)]
     source = tmp_path / "in.jsonl"
     source.write_text("".join(request_line(c) + "\n" for c in ids))
     out = tmp_path / "out.jsonl"
-    with Simulator(scenario(cheap={"latency_ms": 40}), seed=3) as sim:
+    with Simulator(scenario(cheap={"latency_ms": 50}), seed=3) as sim:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cometsync", "batch", str(source), "-o", str(out),
              "--workers", "2"],
