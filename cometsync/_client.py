@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from ._clock import SYSTEM_CLOCK, Clock
 from ._errors import APIError, APIStatusError, ConfigError, RequestValidationError
 from ._flow import CallSpec, Send, Sleep, call_flow
 from ._guards import NO_GUARDS, Guards
-from ._metrics import log_attempt, logger
+from ._metrics import log_attempt
 from ._policy import ResponseLike, RetryPolicy
 from ._transport import HTTPRequest, RequestsTransport, Transport
 from ._types import Attempt, ChatCompletion, Model, Timeout, TimeoutLike
@@ -49,6 +50,7 @@ from ._types import Attempt, ChatCompletion, Model, Timeout, TimeoutLike
 __all__ = ["DEFAULT_BASE_URL", "Client"]
 
 DEFAULT_BASE_URL = "https://api.cometapi.com/v1"
+logger = logging.getLogger("cometsync")
 __version__ = "0.1.0"
 
 T = TypeVar("T")
@@ -369,7 +371,10 @@ class Client:
             return result
         add_cost = getattr(self._options.on_attempt, "add_cost", None)
         if callable(add_cost):
-            add_cost(model, usd)
+            try:
+                add_cost(model, usd)
+            except Exception:  # an observer's bug must not lose the call's result
+                logger.exception("on_attempt.add_cost raised; the call goes on")
         return dataclasses.replace(result, cost=usd)
 
     def _warn_expensive(self, chain: Sequence[str], prices: Mapping[str, Any]) -> None:

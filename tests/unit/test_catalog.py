@@ -376,3 +376,21 @@ def test_estimate_cost_loads_the_catalog_and_prices_the_chain() -> None:
     assert est.unknown == ("nope",)
     assert client.estimate_cost(["m1"], 0, 1_000_000).primary == 2.0
     assert len(transport.requests) == 1
+
+
+def test_a_failing_cost_hook_never_loses_the_result(caplog: pytest.LogCaptureFixture) -> None:
+    """An on_attempt hook whose add_cost raises is logged; the priced completion is returned."""
+
+    class Hook:
+        def __call__(self, attempt: cometsync.Attempt) -> None:
+            pass
+
+        def add_cost(self, model: Optional[str], usd: float) -> None:
+            raise RuntimeError("observer bug")
+
+    client, _ = make([json_response(200, CATALOG), ok()], on_attempt=Hook())
+    client.catalog()
+    with caplog.at_level(logging.ERROR, logger="cometsync"):
+        result = client.chat.completions.create(model="m1", messages=MSGS)
+    assert result.cost is not None
+    assert "add_cost raised" in caplog.text
