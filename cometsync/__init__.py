@@ -36,7 +36,7 @@ from ._errors import (
     RequestValidationError,
     UnprocessableEntityError,
 )
-from ._guards import Guards
+from ._guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
 from ._metrics import MetricsRecorder
 from ._policy import RetryPolicy, parse_retry_after
 from ._transport import HTTPRequest, RequestsTransport, Response, Transport
@@ -49,6 +49,7 @@ __all__ = [
     "APIStatusError",
     "APIStreamError",
     "APITimeoutError",
+    "AdaptiveLimiter",
     "Attempt",
     "AuthenticationError",
     "Backoff",
@@ -62,6 +63,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "Constant",
+    "Cooldowns",
     "CostEstimate",
     "DEFAULT_BASE_URL",
     "DecorrelatedJitter",
@@ -78,10 +80,13 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "Pricing",
+    "Protections",
+    "ProtectiveGuards",
     "RateLimitError",
     "RequestValidationError",
     "RequestsTransport",
     "Response",
+    "RetryBudget",
     "RetryPolicy",
     "ScaledJitter",
     "SystemClock",

@@ -7,12 +7,14 @@ import json
 import logging
 import os
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import (
     Any,
     Callable,
     Dict,
     Iterable,
+    Iterator,
     List,
     Mapping,
     Optional,
@@ -20,6 +22,7 @@ from typing import (
     Set,
     Tuple,
     TypeVar,
+    Union,
 )
 from urllib.parse import urlsplit
 
@@ -41,9 +44,10 @@ from ._catalog import (
 from ._clock import SYSTEM_CLOCK, Clock
 from ._errors import APIError, APIStatusError, ConfigError, RequestValidationError
 from ._flow import CallSpec, Send, Sleep, call_flow
-from ._guards import NO_GUARDS, Guards
+from ._guards import Guards, Protections
 from ._metrics import log_attempt
 from ._policy import ResponseLike, RetryPolicy
+from ._pool import failed_future, ordered_map
 from ._transport import HTTPRequest, RequestsTransport, Transport
 from ._types import Attempt, ChatCompletion, Model, Timeout, TimeoutLike
 
@@ -95,6 +99,16 @@ class _Shared:
         self.warned_pairs: Set[Tuple[str, str]] = set()
         self.lock = threading.Lock()
         self.closed = False
+        self.executor: Optional[ThreadPoolExecutor] = None
+
+    def pool(self) -> ThreadPoolExecutor:
+        """The thread pool, started on first use (a client that never submits has no threads)."""
+        with self.lock:
+            if self.closed:
+                raise RuntimeError("this cometsync.Client is closed")
+            if self.executor is None:
+                self.executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="cometsync")
+            return self.executor
 
 
 def _check_model_list(value: Any, name: str) -> Tuple[str, ...]:
@@ -139,7 +153,9 @@ class Client:
         on_attempt: called with every ``Attempt`` (after logging) from the calling thread.
         transport: a custom transport (tests, simulators); excludes ``session``.
         clock: a custom clock (tests, simulations).
-        guards: shared protections; None means none.
+        protections: the shared protections (retry budget, adaptive limiter, model
+            cooldowns); None means the defaults, ``Protections.off()`` none.
+        guards: a low-level ``Guards`` implementation used instead of ``protections``.
         default_headers: extra headers sent with every request.
         price_calls: load the catalog (one ``GET {origin}/api/models`` per ``catalog_ttl``)
             on the first call, so every ``ChatCompletion`` carries its ``cost``. Without it,
@@ -170,6 +186,7 @@ class Client:
         clock: Optional[Clock] = None,
         guards: Optional[Guards] = None,
         default_headers: Optional[Mapping[str, str]] = None,
+        protections: Optional[Protections] = None,
         price_calls: bool = False,
         catalog_ttl: float = DEFAULT_CATALOG_TTL,
     ) -> None:
@@ -185,6 +202,12 @@ class Client:
             raise ConfigError("pass either session= or transport=, not both")
         if session is not None and not isinstance(session, requests.Session):
             raise ConfigError(f"session must be a requests.Session, got {type(session).__name__}")
+        if protections is not None and guards is not None:
+            raise ConfigError("pass either protections= or guards=, not both")
+        if protections is not None and not isinstance(protections, Protections):
+            raise ConfigError(f"protections must be a cometsync.Protections, got {protections!r}")
+        if guards is not None and not isinstance(guards, Guards):
+            raise ConfigError(f"guards must be a cometsync.Guards, got {guards!r}")
         self._options = self._make_options(
             api_key=key.strip(),
             base_url=url or DEFAULT_BASE_URL,
@@ -199,11 +222,13 @@ class Client:
         if transport is None:
             transport = RequestsTransport(session, pool_maxsize=max_workers)
         clock = clock or SYSTEM_CLOCK
+        if guards is None:
+            guards = (protections or Protections()).build(ceiling=max_workers, clock=clock)
         self._shared = _Shared(
             transport,
             owns,
             clock,
-            guards or NO_GUARDS,
+            guards,
             max_workers,
             CatalogCache(clock, catalog_ttl),
             bool(price_calls),
@@ -303,6 +328,10 @@ class Client:
         copy._bind()
         return copy
 
+    def stats(self) -> Dict[str, Any]:
+        """A snapshot of the shared protections: retry budget, adaptive limits, cooldowns."""
+        return self._shared.guards.stats()
+
     # -- catalog and cost -----------------------------------------------------------------
     def catalog(
         self,
@@ -395,11 +424,17 @@ class Client:
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
-        """Release the connection pool (and the thread pool); idempotent."""
+        """Stop the thread pool (cancelling what has not started), release the connections.
+
+        Idempotent. Calls already running finish first (each within its own timeouts).
+        """
         with self._shared.lock:
             if self._shared.closed:
                 return
             self._shared.closed = True
+            executor = self._shared.executor
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
         if self._shared.owns_transport:
             self._shared.transport.close()
 
@@ -491,11 +526,14 @@ class Client:
         if action.body is not None:
             body = json.dumps(action.body, separators=(",", ":"), ensure_ascii=False).encode()
         request = HTTPRequest(action.method, self._url(action.path), headers, body, action.stream)
-        with self._shared.guards.slot(action.model, action.timeout.connect):
-            try:
+        # The wait for a slot is bounded like the attempt itself (already cut to the
+        # deadline's remainder), so a congested model fails as a timeout, never hangs.
+        wait = max(action.timeout.connect, action.timeout.read)
+        try:
+            with self._shared.guards.slot(action.model, wait):
                 return self._shared.transport.send(request, action.timeout)
-            except APIError as error:
-                return error
+        except APIError as error:
+            return error
 
     def _scrub_error(self, error: APIError) -> None:
         """Remove the key from an error a server may have echoed it into (message and body)."""
@@ -639,6 +677,73 @@ class Completions:
             extra_headers=extra_headers,
         )
         return client._price(result, chain)
+
+    def submit(self, **create_kwargs: Any) -> Future[ChatCompletion]:
+        """Run ``create(**create_kwargs)`` on the client's bounded thread pool.
+
+        Returns:
+            A future of the ChatCompletion; every failure of the call, including a request
+            that cannot be valid, is raised by ``future.result()``.
+
+        Raises:
+            RequestValidationError: ``stream=True`` (a stream belongs to the thread reading it).
+            RuntimeError: the client is closed.
+        """
+        _refuse_stream(create_kwargs, "submit")
+        return self._client._shared.pool().submit(self._run, create_kwargs)
+
+    def map(
+        self, requests: Iterable[Mapping[str, Any]], *, return_exceptions: bool = False
+    ) -> Iterator[Union[ChatCompletion, BaseException]]:
+        """Run many ``create`` calls on the thread pool; yield their results in input order.
+
+        ``requests`` is read lazily, at most twice ``max_workers`` items ahead of what has been
+        yielded, so an endless generator runs in bounded memory and no worker idles behind
+        one slow request. An item that is not a valid request (not a dict, no ``model``,
+        ``stream=True``) fails alone, like an item whose call failed.
+
+        Args:
+            requests: ``create`` keyword dicts.
+            return_exceptions: yield a failed item's exception in its place.
+
+        Raises:
+            BaseException: without ``return_exceptions``, the first failure in input order,
+                after cancelling every item not yet started. On KeyboardInterrupt, or when
+                you stop iterating, the items not yet started are cancelled.
+        """
+        pool = self._client._shared.pool()
+
+        def start(item: Any) -> Future[ChatCompletion]:
+            if not isinstance(item, Mapping):
+                return failed_future(
+                    TypeError(
+                        f"each request must be a dict of create() arguments, "
+                        f"got {type(item).__name__}"
+                    )
+                )
+            try:
+                _refuse_stream(item, "map")
+            except RequestValidationError as exc:
+                return failed_future(exc)
+            return pool.submit(self._run, item)
+
+        return ordered_map(
+            start,
+            requests,
+            window=2 * self._client.max_workers,
+            return_exceptions=return_exceptions,
+        )
+
+    def _run(self, kwargs: Mapping[str, Any]) -> ChatCompletion:
+        return self.create(**kwargs)
+
+
+def _refuse_stream(kwargs: Mapping[str, Any], where: str) -> None:
+    if kwargs.get("stream"):
+        raise RequestValidationError(
+            f"stream=True cannot be used with {where}(): read streams with create() "
+            "in the thread that consumes them"
+        )
 
 
 class Chat:

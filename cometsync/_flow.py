@@ -28,6 +28,7 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Tuple,
     TypeVar,
     Union,
 )
@@ -162,6 +163,10 @@ def call_flow(
     for index, model in enumerate(chain):
         has_next = index + 1 < len(chain)
         refusal = guards.admit(model, clock.monotonic())
+        if refusal is not None and not has_next and last_error is None:
+            model, refusal = yield from _await_model(
+                chain, model, refusal, guards, policy, clock, stop_at
+            )
         if refusal is not None:
             skipped.append(f"{model}: {refusal}")
             logger.info("skipping model=%s: %s", model, refusal)
@@ -235,6 +240,43 @@ def call_flow(
         # Nothing was sent: every model of the chain was refused by the guards.
         raise fail(_all_skipped(skipped))
     raise fail(last_error)
+
+
+def _await_model(
+    chain: Sequence[Optional[str]],
+    model: Optional[str],
+    refusal: Optional[str],
+    guards: Guards,
+    policy: RetryPolicy,
+    clock: Clock,
+    stop_at: Optional[float],
+) -> Generator[Action, Outcome, Tuple[Optional[str], Optional[str]]]:
+    """Every model of the chain was refused: wait for the first to come back, if it is soon.
+
+    Soon means within ``policy.max_retry_after`` in all and before the deadline: the same
+    bound as a server's Retry-After, because a cooldown is the client keeping a server's wish.
+    Returns the model to try (as the chain's last) and why it is still refused, or None.
+    """
+    waited = 0.0
+    while refusal is not None:
+        now = clock.monotonic()
+        known = [(w, m) for m in chain for w in (guards.ready_in(m, now),) if w is not None]
+        if not known:
+            break
+        wait, pick = min(known, key=lambda pair: pair[0])
+        wait = max(wait, _MIN_WAIT)
+        if waited + wait > policy.max_retry_after or (
+            stop_at is not None and now + wait >= stop_at
+        ):
+            break
+        logger.info("every model is cooling down; waiting %.3gs for model=%s", wait, pick)
+        yield Sleep(wait)
+        waited += wait
+        model, refusal = pick, guards.admit(pick, clock.monotonic())
+    return model, refusal
+
+
+_MIN_WAIT = 0.01  # a guard that says "ready" yet refuses must not make the flow spin
 
 
 def _all_skipped(skipped: Sequence[str]) -> APIError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, FrozenSet, Mapping, Optional, Union
@@ -23,11 +24,13 @@ from ._errors import (
 __all__ = [
     "BASE_URL_HINT",
     "Classification",
+    "RateLimitInfo",
     "ResponseLike",
     "RetryPolicy",
     "Step",
     "classify",
     "decide",
+    "parse_rate_limit",
     "parse_retry_after",
 ]
 
@@ -104,6 +107,7 @@ class Classification:
         error: the error to raise or record (None when ok).
         retry_after: the server's requested wait in seconds, if any.
         overloaded: a 429/503-like signal that the server wants less traffic.
+        rate_limit: the server's request-rate headers, when it sent them (any status).
     """
 
     ok: bool
@@ -112,6 +116,21 @@ class Classification:
     error: Optional[APIError] = None
     retry_after: Optional[float] = None
     overloaded: bool = False
+    rate_limit: Optional[RateLimitInfo] = None
+
+
+@dataclass(frozen=True)
+class RateLimitInfo:
+    """The ``x-ratelimit-*-requests`` headers: limit, requests left, seconds until full again."""
+
+    limit: int
+    remaining: int
+    reset: float
+
+    @property
+    def seconds_per_request(self) -> float:
+        """How often one request's worth of quota comes back (the server's refill pace)."""
+        return self.reset / max(1, self.limit - self.remaining)
 
 
 @dataclass(frozen=True)
@@ -147,6 +166,35 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> Optional[float]
     if when is None or when.tzinfo is None:  # RFC 9110 dates are GMT; naive means garbage
         return None
     return max(0.0, when.timestamp() - now)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> Optional[float]:
+    """Seconds in ``120ms``, ``1.5s``, ``6m0s``, ``1h2m`` or a bare number; None for garbage."""
+    text = text.strip()
+    bare = _finite(text)
+    if bare is not None:
+        return bare if bare >= 0 else None
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * _UNIT[u] for n, u in parts)
+
+
+def parse_rate_limit(headers: Mapping[str, str]) -> Optional[RateLimitInfo]:
+    """The request-rate headers (OpenAI's and CometAPI's spelling), or None if any is missing."""
+    try:
+        limit = int(headers["x-ratelimit-limit-requests"].strip())
+        remaining = int(headers["x-ratelimit-remaining-requests"].strip())
+    except (KeyError, ValueError, AttributeError):
+        return None
+    reset = parse_duration(headers.get("x-ratelimit-reset-requests", ""))
+    if reset is None or limit < 1 or remaining < 0:
+        return None
+    return RateLimitInfo(limit=limit, remaining=min(remaining, limit), reset=reset)
 
 
 def _finite(text: str) -> Optional[float]:
@@ -188,9 +236,9 @@ def classify(
             error=outcome,
         )
     status = outcome.status_code
-    if 200 <= status < 300:
-        return Classification(ok=True)
     headers = outcome.headers
+    if 200 <= status < 300:
+        return Classification(ok=True, rate_limit=parse_rate_limit(headers))
     retry_after = parse_retry_after(headers, now)
     body = _decode(outcome)
     json_error = isinstance(body, dict) and "error" in body
@@ -205,7 +253,7 @@ def classify(
             hint = f"{BASE_URL_HINT}; requested {outcome.url}"
     elif status in (400, 401, 403, 422):
         pass  # malformed or unauthorised: no retry and no fallback may hide it
-    elif _error_code(body) & _INVALID_REQUEST_CODES and status >= 500:
+    elif status >= 500 and _error_code(body) & _INVALID_REQUEST_CODES:
         pass  # CometAPI reports some invalid requests as 500 invalid_request
     elif status == 429 and _error_code(body) & _QUOTA_CODES:
         pass  # the account is out of quota: waiting or another model will not help
@@ -225,6 +273,7 @@ def classify(
         error=error,
         retry_after=retry_after,
         overloaded=status in (429, 503, 529),
+        rate_limit=parse_rate_limit(headers),
     )
 
 

@@ -1,0 +1,224 @@
+"""``python -m benchmarks SCENARIO [--quick] [--json FILE] [--plot FILE.png]``.
+
+Scenarios: ``brooker`` (Brooker's backoff experiment), ``gateway``, ``outage`` and ``overload``
+(retry strategies against the simulator's fault model, in virtual time), ``throughput`` (per-call
+speed against peers over loopback sockets). ``python -m benchmarks SCENARIO --help`` for options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from . import brooker
+from ._report import write_json
+
+__all__ = ["main"]
+
+
+def _int_list(text: str) -> List[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integers separated by commas, got {text!r}"
+        ) from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="a small version in a few seconds")
+    parser.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
+    parser.add_argument("--plot", metavar="FILE.png", help="draw the results (needs matplotlib)")
+    parser.add_argument("--seed", default="0", help="run seed (default 0); same seed, same numbers")
+
+
+def _default_workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _brooker(args: argparse.Namespace) -> int:
+    clients = args.clients or ([10, 50, 100] if args.quick else [10, 20, 50, 100, 190])
+    runs = args.runs or (5 if args.quick else 100)
+    strategies = args.strategies or list(brooker.STRATEGIES)
+    started = time.perf_counter()
+    rows, events = brooker.sweep(
+        clients, runs, strategies=strategies, seed=args.seed, workers=args.workers
+    )
+    wall = time.perf_counter() - started
+    print(
+        f"Brooker's OCC experiment on cometsync's call flow: {runs} runs per point, "
+        f"seed {args.seed}"
+    )
+    print(brooker.table(rows, strategies))
+    print(
+        f"engine: {events:,} events in {wall:.2f} s wall with {args.workers} worker(s): "
+        f"{events / wall:,.0f} events/s"
+    )
+    _headline(rows)
+    if args.reference:
+        started = time.perf_counter()
+        ref_rows, ref_events = brooker.reference_sweep(clients, runs, strategies, args.seed)
+        ref_wall = time.perf_counter() - started
+        print("\nreference model (the blog's single-purpose simulator, 1 process):")
+        print(brooker.table(ref_rows, strategies))
+        print(
+            f"reference: {ref_events:,} events in {ref_wall:.2f} s: "
+            f"{ref_events / ref_wall:,.0f} events/s; "
+            f"engine/reference wall time = {wall / ref_wall:.2f}"
+        )
+    if args.json:
+        write_json(args.json, rows)
+    if args.plot:
+        brooker.plot(
+            rows,
+            args.plot,
+            f"Brooker's experiment on cometsync's flow ({runs} runs per point, seed {args.seed})",
+        )
+    return 0
+
+
+def _fault(args: argparse.Namespace) -> int:
+    from . import scenarios
+
+    scenario = scenarios.SCENARIOS[args.scenario]
+    runs = args.runs or (1 if args.quick else 5)
+    started = time.perf_counter()
+    rows = scenarios.compare(args.scenario, args.seed, runs, workers=args.workers)
+    wall = time.perf_counter() - started
+    events = sum(row["events"] * runs for row in rows)
+    print(f"{args.scenario}: {scenario.title}")
+    print(
+        f"{rows[0]['calls']:.0f} calls per run, {runs} run(s), seed {args.seed}, "
+        f"per-attempt timeout {scenario.timeout.read:g} s"
+    )
+    print(scenarios.table(rows))
+    print(f"engine: {events:,.0f} events in {wall:.2f} s wall ({events / wall:,.0f} events/s)")
+    for line in scenarios.verdict(rows):
+        print("  " + line)
+    if args.json:
+        write_json(args.json, rows)
+    if args.plot:
+        scenarios.plot(rows, args.plot, f"{args.scenario}: {runs} run(s), seed {args.seed}")
+    return 0
+
+
+def _throughput(args: argparse.Namespace) -> int:
+    from . import throughput
+    from ._report import format_table
+
+    rounds = args.rounds or (3 if args.quick else 7)
+    calls = args.calls or (50 if args.quick else 300)
+    rows = throughput.measure(
+        rounds=rounds, calls=calls, workers=args.workers, latency_ms=args.latency_ms
+    )
+    print(
+        f"throughput over loopback: {rounds} interleaved rounds of {calls} calls, "
+        f"{args.workers} thread(s), simulator latency {args.latency_ms:g} ms"
+    )
+    print(
+        format_table(
+            ["client", "calls/s (median)", "min", "max", "x cometsync"],
+            [[r["client"], r["calls_per_s"], r["min"], r["max"], r["vs_cometsync"]] for r in rows],
+        )
+    )
+    if args.json:
+        write_json(args.json, rows)
+    return 0
+
+
+def _headline(rows: List[Dict[str, Any]]) -> None:
+    points = {(r["clients"], r["strategy"]): r["calls"] for r in rows}
+    for n in sorted({r["clients"] for r in rows}):
+        full, expo = points.get((n, "full")), points.get((n, "exponential"))
+        if full is not None and expo:
+            print(f"  {n} clients: full jitter makes {full / expo:.2f}x the calls of exponential")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n\n")[0]
+    )
+    sub = parser.add_subparsers(dest="scenario", metavar="SCENARIO", required=True)
+    b = sub.add_parser("brooker", help="Brooker's 2015 OCC backoff experiment")
+    _common(b)
+    b.add_argument("--clients", type=_int_list, help="client counts (default 10,20,50,100,190)")
+    b.add_argument("--runs", type=_positive, help="runs per point (default 100)")
+    b.add_argument(
+        "--strategies",
+        type=lambda s: s.split(","),
+        help=f"subset of {','.join(brooker.STRATEGIES)}",
+    )
+    b.add_argument(
+        "--workers",
+        type=_positive,
+        default=_default_workers(),
+        help="processes (default: up to 2); results do not depend on it",
+    )
+    b.add_argument(
+        "--reference",
+        action="store_true",
+        help="also run the single-purpose reference model and compare wall time",
+    )
+    b.set_defaults(run=_brooker)
+    for name, text in (
+        ("gateway", "a rate-limited gateway with a burst"),
+        ("outage", "a three-model chain whose primary goes down and comes back"),
+        ("overload", "a load-dependent server hit by a short capacity drop"),
+    ):
+        f = sub.add_parser(name, help=text)
+        _common(f)
+        f.add_argument("--runs", type=_positive, help="seeded runs averaged (default 5)")
+        f.add_argument(
+            "--workers",
+            type=_positive,
+            default=_default_workers(),
+            help="processes (default: up to 2); results do not depend on it",
+        )
+        f.set_defaults(run=_fault)
+    t = sub.add_parser("throughput", help="per-call throughput vs requests, urllib3, openai")
+    t.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    t.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
+    t.add_argument("--workers", type=_positive, default=1, help="threads per client (default 1)")
+    t.add_argument("--latency-ms", type=float, default=0.0, help="simulated model latency")
+    t.add_argument("--rounds", type=_positive, help="interleaved rounds (default 7)")
+    t.add_argument("--calls", type=_positive, help="calls per client per round (default 300)")
+    t.set_defaults(run=_throughput)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    # Thousands of simulated calls would flood the terminal with the SDK's own warnings
+    # (cooldowns, retries); the tables carry what matters. Restored after, for in-process use.
+    logger = logging.getLogger("cometsync")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        logger.setLevel(level)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""submit and the ordered, lazy, bounded map on the client's thread pool (no sockets)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+import cometsync
+from cometsync import RequestValidationError, Timeout
+from cometsync._pool import ordered_map
+from cometsync.testing import completion_body, json_response
+
+KEY = "sk-test-SECRET-pool"
+
+
+class Echo:
+    """Answers each request with its own message content; waits on a per-content gate."""
+
+    def __init__(self, gates: Dict[str, threading.Event] | None = None) -> None:
+        self.gates = gates or {}
+        self.lock = threading.Lock()
+        self.sent: List[str] = []
+
+    def send(self, request: cometsync.HTTPRequest, timeout: Timeout) -> cometsync.Response:
+        text = json.loads(request.body or b"{}")["messages"][0]["content"]
+        with self.lock:
+            self.sent.append(text)
+        gate = self.gates.get(text)
+        if gate is not None:
+            gate.wait(5)
+        if text.startswith("fail"):
+            return json_response(400, {"error": {"message": "bad", "code": "invalid_request"}})
+        return json_response(200, completion_body(text))
+
+    def close(self) -> None:
+        pass
+
+
+def req(text: str) -> Dict[str, Any]:
+    return {"model": "m1", "messages": [{"role": "user", "content": text}]}
+
+
+def make(transport: Echo, max_workers: int = 4) -> cometsync.Client:
+    return cometsync.Client(api_key=KEY, transport=transport, max_workers=max_workers)
+
+
+def content(r: Any) -> Any:
+    return r.choices[0].message.content
+
+
+def test_submit_returns_a_future_of_the_completion() -> None:
+    """submit runs create on the pool and its future holds the completion."""
+    with make(Echo()) as client:
+        future = client.chat.completions.submit(**req("a"))
+        assert isinstance(future, Future)
+        assert content(future.result(timeout=5)) == "a"
+
+
+def test_submit_puts_a_bad_request_in_the_future() -> None:
+    """A request that cannot be valid fails its future, not the caller."""
+    with make(Echo()) as client:
+        future = client.chat.completions.submit(messages=[{"role": "user", "content": "x"}])
+        with pytest.raises(TypeError, match="model"):
+            future.result(timeout=5)
+
+
+def test_stream_is_refused_by_submit_and_map() -> None:
+    """stream=True is refused clearly: at once by submit, as the item's failure by map."""
+    with make(Echo()) as client:
+        with pytest.raises(RequestValidationError, match="stream=True cannot be used"):
+            client.chat.completions.submit(stream=True, **req("a"))
+        out = list(
+            client.chat.completions.map([{**req("a"), "stream": True}], return_exceptions=True)
+        )
+        assert isinstance(out[0], RequestValidationError)
+
+
+def test_map_yields_in_input_order_whatever_the_completion_order() -> None:
+    """Results come back in input order even when later items finish first."""
+    gate = threading.Event()
+    transport = Echo({"0": gate})
+    with make(transport) as client:
+        results = client.chat.completions.map(req(str(i)) for i in range(6))
+        threading.Timer(0.05, gate.set).start()
+        assert [content(r) for r in results] == [str(i) for i in range(6)]
+    assert sorted(transport.sent) == [str(i) for i in range(6)]
+
+
+def test_map_reads_its_input_lazily_within_a_bounded_window() -> None:
+    """Input is read at most twice max_workers ahead of what was yielded."""
+    consumed = [0]
+
+    def endless() -> Iterator[Dict[str, Any]]:
+        i = 0
+        while True:
+            consumed[0] += 1
+            yield req(str(i))
+            i += 1
+
+    with make(Echo(), max_workers=3) as client:
+        results = client.chat.completions.map(endless())
+        assert consumed[0] == 0  # nothing happens before the first result is asked for
+        for n, r in enumerate(results):
+            assert content(r) == str(n)
+            assert consumed[0] <= n + 1 + 2 * 3
+            if n == 50:
+                break
+    assert consumed[0] >= 2 * 3  # the window was used, not one item at a time
+
+
+def test_ordered_map_keeps_workers_busy_behind_a_slow_head() -> None:
+    """While the head is slow, the window keeps every worker busy with later items."""
+    release = threading.Event()
+    started: List[int] = []
+    lock = threading.Lock()
+
+    def job(i: int) -> int:
+        with lock:
+            started.append(i)
+        if i == 0:
+            release.wait(5)
+        return i
+
+    with ThreadPoolExecutor(2) as pool:
+        results = ordered_map(lambda i: pool.submit(job, i), range(10), window=4)
+        threading.Timer(0.1, release.set).start()
+        assert next(results) == 0
+        assert len(started) >= 3  # head + at least two others ran while the head waited
+        assert list(results) == list(range(1, 10))
+
+
+def test_return_exceptions_puts_each_failure_in_place() -> None:
+    """With return_exceptions, failures (API errors, bad items) are yielded in their slot."""
+    items: List[Any] = [req("a"), req("fail"), {"messages": req("x")["messages"]}, "nope", req("b")]
+    with make(Echo()) as client:
+        out = list(client.chat.completions.map(items, return_exceptions=True))
+    assert content(out[0]) == "a" and content(out[4]) == "b"
+    assert isinstance(out[1], cometsync.BadRequestError)
+    assert isinstance(out[2], TypeError)  # no model
+    assert isinstance(out[3], TypeError) and "dict of create() arguments" in str(out[3])
+
+
+def test_first_failure_is_raised_and_unstarted_items_are_cancelled() -> None:
+    """Without return_exceptions the first failure is raised and later items never start."""
+    gate = threading.Event()
+    transport = Echo({"fail": gate})
+    with make(transport, max_workers=1) as client:
+        results = client.chat.completions.map([req("fail"), *[req(str(i)) for i in range(20)]])
+        threading.Timer(0.05, gate.set).start()
+        with pytest.raises(cometsync.BadRequestError):
+            next(results)
+    assert len(transport.sent) <= 2  # the failing head and at most the one running beside it
+
+
+def test_keyboard_interrupt_during_map_cancels_and_returns_quickly() -> None:
+    """Ctrl-C while map waits returns control at once and starts nothing more."""
+    gate = threading.Event()
+    transport = Echo({"0": gate})
+    client = make(transport, max_workers=2)
+    results = client.chat.completions.map(req(str(i)) for i in range(100))
+    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        next(results)
+    assert time.monotonic() - began < 1.0
+    gate.set()
+    client.close()
+    assert len(transport.sent) <= 2 + 2  # what was running, plus a worker's next pick at most
+
+
+def test_close_shuts_the_pool_down_and_refuses_new_work() -> None:
+    """After close, submit and map raise and no pool thread is left."""
+    client = make(Echo())
+    client.chat.completions.submit(**req("a")).result(timeout=5)
+    client.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        client.chat.completions.submit(**req("a"))
+    with pytest.raises(RuntimeError, match="closed"):
+        client.chat.completions.map([req("a")])
+    assert not [t for t in threading.enumerate() if t.name.startswith("cometsync")]
+
+
+def test_a_thousand_create_close_cycles_leave_no_threads() -> None:
+    """Clients that used their pool and were closed leave no thread behind."""
+    before = threading.active_count()
+    for i in range(1000):
+        with make(Echo(), max_workers=2) as client:
+            if i % 100 == 0:
+                client.chat.completions.submit(**req("a")).result(timeout=5)
+    assert threading.active_count() == before
+
+
+def test_with_options_copies_share_pool_and_protections() -> None:
+    """A with_options copy uses the same pool and the same protection state."""
+    with make(Echo()) as client:
+        copy = client.with_options(max_retries=0)
+        copy.chat.completions.submit(**req("a")).result(timeout=5)
+        assert client._shared.executor is copy._shared.executor is not None
+        assert client.stats() == copy.stats()
+        assert client.stats()["budget"]["calls"] == 1
