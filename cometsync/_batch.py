@@ -24,7 +24,6 @@ import collections
 import json
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import (
     Any,
@@ -280,41 +279,12 @@ Outcome = Union[ChatCompletion, BaseException]
 Progress = Callable[[BatchSummary], None]
 
 
-def _results(client: Client, requests: Iterable[Dict[str, Any]], workers: int) -> Iterator[Outcome]:
-    """Each request's completion or exception, in input order, ``workers`` at a time."""
-    # Until client.chat.completions.map lands, a small ordered map with a bounded window.
-    window = 2 * workers
-
-    def call(kwargs: Dict[str, Any]) -> ChatCompletion:
-        return client.chat.completions.create(**kwargs)
-
-    with ThreadPoolExecutor(workers, thread_name_prefix="cometsync-batch") as pool:
-        pending: Deque[Any] = collections.deque()
-        source = iter(requests)
-        try:
-            while True:
-                while len(pending) < window:
-                    item = next(source, None)
-                    if item is None:
-                        break
-                    pending.append(pool.submit(call, item))
-                if not pending:
-                    return
-                head = pending.popleft()
-                error = head.exception()
-                yield head.result() if error is None else error
-        finally:
-            for future in pending:
-                future.cancel()
-
-
 def run_batch(
     client: Client,
     input_path: str,
     output_path: str,
     *,
     default_model: Optional[str] = None,
-    workers: int = 8,
     resume: bool = False,
     stop: Optional[threading.Event] = None,
     report: Callable[[str], None] = lambda message: None,
@@ -324,11 +294,11 @@ def run_batch(
     """Run every line of ``input_path`` not yet in ``output_path``; append one line per result.
 
     Args:
-        client: the client (its fallback chain, retries and catalog apply to every line).
+        client: the client; its fallback chain, retries, protections and catalog apply to
+            every line, and its ``max_workers`` is how many requests are in flight.
         input_path: the JSONL requests.
         output_path: the JSONL results; must not exist (or be empty) unless ``resume``.
         default_model: the model of lines whose body has none.
-        workers: requests in flight at once.
         resume: continue an existing output, skipping its custom_ids.
         stop: once set, no new request starts; those in flight finish and are written.
         report: receives one message per malformed or duplicate line.
@@ -393,7 +363,9 @@ def run_batch(
                 in_flight.append(parsed.custom_id)
                 yield parsed.request
 
-        for outcome in _results(client, requests(), workers):
+        # In input order, at most 2 x max_workers ahead; requests() is read lazily, so once
+        # `stop` is set nothing new starts and what is in flight is still written.
+        for outcome in client.chat.completions.map(requests(), return_exceptions=True):
             custom_id = in_flight.popleft()
             if isinstance(outcome, ChatCompletion):
                 summary.succeeded += 1

@@ -393,7 +393,6 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                 args.input,
                 args.output,
                 default_model=args.model,
-                workers=args.workers,
                 resume=args.resume,
                 stop=stop.event,
                 report=progress.report,

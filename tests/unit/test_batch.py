@@ -92,7 +92,10 @@ def test_a_missing_output_means_nothing_done(tmp_path: Path) -> None:
 
 
 def make_client(script: List[Any]) -> cometsync.Client:
-    return cometsync.Client(api_key="k", transport=ScriptedTransport(script), clock=FakeClock())
+    # One worker: the scripted replies are then consumed in input order.
+    return cometsync.Client(
+        api_key="k", transport=ScriptedTransport(script), clock=FakeClock(), max_workers=1
+    )
 
 
 def test_a_set_stop_starts_nothing_new_and_marks_the_run_interrupted(tmp_path: Path) -> None:
@@ -118,7 +121,7 @@ def test_results_are_written_in_input_order_with_their_ids(tmp_path: Path) -> No
         json_response(200, completion_body("first")),
         json_response(200, completion_body("second")),
     ]
-    summary = run_batch(make_client(script), str(source), str(out), workers=1)
+    summary = run_batch(make_client(script), str(source), str(out))
     records = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["custom_id"] for r in records] == ["a", "b"]
     contents = [r["response"]["body"]["choices"][0]["message"]["content"] for r in records]
