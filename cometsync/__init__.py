@@ -39,8 +39,20 @@ from ._errors import (
 from ._guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
 from ._metrics import MetricsRecorder
 from ._policy import RetryPolicy, parse_retry_after
+from ._streaming import Stream, accumulate
 from ._transport import HTTPRequest, RequestsTransport, Response, Transport
-from ._types import Attempt, ChatCompletion, ChatCompletionMessage, Choice, Model, Timeout, Usage
+from ._types import (
+    Attempt,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionMessage,
+    Choice,
+    ChoiceDelta,
+    ChunkChoice,
+    Model,
+    Timeout,
+    Usage,
+)
 
 __all__ = [
     "APIConnectionError",
@@ -55,8 +67,11 @@ __all__ = [
     "Backoff",
     "BadRequestError",
     "ChatCompletion",
+    "ChatCompletionChunk",
     "ChatCompletionMessage",
     "Choice",
+    "ChoiceDelta",
+    "ChunkChoice",
     "Client",
     "Clock",
     "CometError",
@@ -89,11 +104,13 @@ __all__ = [
     "RetryBudget",
     "RetryPolicy",
     "ScaledJitter",
+    "Stream",
     "SystemClock",
     "Timeout",
     "Transport",
     "UnprocessableEntityError",
     "Usage",
     "__version__",
+    "accumulate",
     "parse_retry_after",
 ]

@@ -16,6 +16,7 @@ from typing import (
     Iterable,
     Iterator,
     List,
+    Literal,
     Mapping,
     Optional,
     Sequence,
@@ -23,6 +24,7 @@ from typing import (
     Tuple,
     TypeVar,
     Union,
+    overload,
 )
 from urllib.parse import urlsplit
 
@@ -48,6 +50,7 @@ from ._guards import Guards, Protections
 from ._metrics import log_attempt
 from ._policy import ResponseLike, RetryPolicy
 from ._pool import failed_future, ordered_map
+from ._streaming import Stream, defer_success, open_stream, stream_spec
 from ._transport import HTTPRequest, RequestsTransport, Transport
 from ._types import Attempt, ChatCompletion, Model, Timeout, TimeoutLike
 
@@ -500,7 +503,7 @@ class Client:
             timeout=timeout or options.timeout,
             deadline=options.deadline,
             guards=shared.guards,
-            on_attempt=self._on_attempt,
+            on_attempt=defer_success(self._on_attempt) if spec.stream else self._on_attempt,
             scrub=self._scrub,
         )
         try:
@@ -531,7 +534,9 @@ class Client:
         wait = max(action.timeout.connect, action.timeout.read)
         try:
             with self._shared.guards.slot(action.model, wait):
-                return self._shared.transport.send(request, action.timeout)
+                response = self._shared.transport.send(request, action.timeout)
+                # Read a stream up to its first chunk here, so failures before it are retried.
+                return open_stream(response, action.model) if action.stream else response
         except APIError as error:
             return error
 
@@ -602,6 +607,13 @@ def _chain(model: Any, fallback: Sequence[str]) -> Tuple[str, ...]:
     return tuple(seen)
 
 
+def _check_stream_fields(body: Mapping[str, Any], stream: bool) -> None:
+    if not stream and body.get("stream"):
+        raise RequestValidationError("to stream, pass stream=True (not in extra_body)")
+    if not stream and body.get("stream_options") is not None:
+        raise RequestValidationError("stream_options is only allowed with stream=True")
+
+
 def _parse_completion(response: ResponseLike, model: Optional[str]) -> ChatCompletion:
     return ChatCompletion.from_dict(response.json(), requested_model=model or "")
 
@@ -616,6 +628,34 @@ class Completions:
     def __init__(self, client: Client) -> None:
         self._client = client
 
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        fallback_models: Optional[Sequence[str]] = None,
+        stream: Literal[False] = False,
+        timeout: TimeoutLike = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        **params: Any,
+    ) -> ChatCompletion: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        fallback_models: Optional[Sequence[str]] = None,
+        stream: Literal[True],
+        timeout: TimeoutLike = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        **params: Any,
+    ) -> Stream: ...
+
     def create(
         self,
         *,
@@ -627,14 +667,15 @@ class Completions:
         extra_headers: Optional[Mapping[str, str]] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         **params: Any,
-    ) -> ChatCompletion:
+    ) -> Union[ChatCompletion, Stream]:
         """Create a chat completion, retrying and falling back as the client's policy says.
 
         Args:
             model: the model to try first.
             messages: the conversation, OpenAI format.
             fallback_models: replaces the client's chain for this call; never sent.
-            stream: streaming is not available yet.
+            stream: True returns a ``Stream`` of chunks; retry and fallback apply until its
+                first chunk arrives, after which a failure raises ``APIStreamError``.
             timeout: per-attempt timeout for this call.
             extra_headers: headers added to this call's requests.
             extra_body: fields merged into the JSON body as they are.
@@ -652,16 +693,28 @@ class Completions:
         )
         chain = _chain(model, fallback)
         _validate_messages(messages)
-        if stream:
-            raise RequestValidationError("stream=True is not supported by this version")
+        if not isinstance(stream, bool):
+            raise TypeError(f"stream must be True or False, got {stream!r}")
         body: Dict[str, Any] = {"messages": list(messages), **params}
         if extra_body:
             body.update(extra_body)
         body.pop("model", None)
+        _check_stream_fields(body, stream)
         try:
             json.dumps(body)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"the request is not JSON-serialisable: {exc}") from None
+        per_call_timeout = None if timeout is None else Timeout.coerce(timeout)
+        if stream:
+            stream_call = stream_spec(
+                client._route("/chat/completions"),
+                body,
+                clock=client._shared.clock,
+                emit=client._on_attempt,
+                scrub=client._scrub,
+            )
+            headers = {"Accept": "text/event-stream", **(extra_headers or {})}
+            return client._call(stream_call, chain, timeout=per_call_timeout, extra_headers=headers)
         spec: CallSpec[ChatCompletion] = CallSpec(
             method="POST",
             path="/chat/completions",
@@ -673,7 +726,7 @@ class Completions:
         result = client._call(
             spec,
             chain,
-            timeout=None if timeout is None else Timeout.coerce(timeout),
+            timeout=per_call_timeout,
             extra_headers=extra_headers,
         )
         return client._price(result, chain)
@@ -735,7 +788,8 @@ class Completions:
         )
 
     def _run(self, kwargs: Mapping[str, Any]) -> ChatCompletion:
-        return self.create(**kwargs)
+        result: ChatCompletion = self.create(**kwargs)  # stream=True was refused before
+        return result
 
 
 def _refuse_stream(kwargs: Mapping[str, Any], where: str) -> None:

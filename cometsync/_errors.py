@@ -121,7 +121,8 @@ class APIStatusError(APIError):
         code: the error code from the body (``error.code``), if any.
         request_id: from ``x-request-id`` or the message text, if any.
         body: the decoded JSON body, or the text when it is not JSON.
-        headers: the response headers (lower-case names).
+        headers: the response headers, looked up by lower-case name (kept as received:
+            requests' case-insensitive dict, or a simulator's lower-case dict).
     """
 
     def __init__(
@@ -140,7 +141,7 @@ class APIStatusError(APIError):
         self.code = code
         self.request_id = request_id
         self.body = body
-        self.headers: Dict[str, str] = {k.lower(): v for k, v in (headers or {}).items()}
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
 
 
 class BadRequestError(APIStatusError):
@@ -222,7 +223,7 @@ def status_error(
     else:
         text = ""
     request_id = headers.get("x-request-id")
-    if request_id is None:
+    if request_id is None and "request id" in text.lower():  # skip the regex on the hot path
         found = _REQUEST_ID_IN_TEXT.search(text)
         request_id = found.group(1) if found else None
     message = f"Error code: {status}" + (f" - {text}" if text else "")

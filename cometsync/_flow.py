@@ -26,6 +26,7 @@ from typing import (
     Generic,
     List,
     Mapping,
+    NamedTuple,
     Optional,
     Sequence,
     Tuple,
@@ -55,9 +56,12 @@ T = TypeVar("T")
 Outcome = Union[ResponseLike, APIError, None]
 
 
-@dataclass(frozen=True)
-class Send:
-    """Send one HTTP request and reply with the response, or the ``APIError`` it raised."""
+class Send(NamedTuple):
+    """Send one HTTP request and reply with the response, or the ``APIError`` it raised.
+
+    Actions are NamedTuples rather than frozen dataclasses: immutable all the same, and several
+    times cheaper to build on the per-attempt path the virtual-time engine runs millions of times.
+    """
 
     model: Optional[str]
     method: str
@@ -68,8 +72,7 @@ class Send:
     attempt: int = 1
 
 
-@dataclass(frozen=True)
-class Sleep:
+class Sleep(NamedTuple):
     """Wait ``seconds`` before the next attempt, then reply with None."""
 
     seconds: float
@@ -213,16 +216,16 @@ def call_flow(
             status_code = getattr(outcome, "status_code", None)
             error_text = _describe(verdict.error)
             record(
-                Attempt(
-                    model=model,
-                    route=spec.route,
-                    status=status_code if isinstance(status_code, int) else None,
-                    latency=done_at - sent_at,
-                    attempt=attempt,
-                    error=None if error_text is None else scrub(error_text),
-                    delay=step.delay,
-                    decision=step.decision,
-                    reason=step.reason,
+                Attempt._record(
+                    model,
+                    spec.route,
+                    status_code if isinstance(status_code, int) else None,
+                    done_at - sent_at,
+                    attempt,
+                    None if error_text is None else scrub(error_text),
+                    step.delay,
+                    step.decision,
+                    step.reason,
                 )
             )
             if step.decision == "success":

@@ -24,7 +24,7 @@ def log_attempt(attempt: Attempt) -> None:
         return
     logger.log(
         level,
-        "%s model=%s status=%s latency=%.3fs attempt=%d decision=%s%s%s",
+        "%s model=%s status=%s latency=%.3fs attempt=%d decision=%s%s%s%s",
         attempt.route,
         attempt.model,
         attempt.status,
@@ -32,6 +32,7 @@ def log_attempt(attempt: Attempt) -> None:
         attempt.attempt,
         attempt.decision,
         f" delay={attempt.delay:.3f}s" if attempt.delay is not None else "",
+        f" duration={attempt.duration:.3f}s" if attempt.duration is not None else "",
         f" reason={attempt.reason!r}" if attempt.reason else "",
     )
 
@@ -48,12 +49,14 @@ class MetricsRecorder:
     """An ``on_attempt`` hook that aggregates attempts per (route, model, status).
 
     Thread-safe. Keeps every latency sample (8 bytes each); call ``reset()`` between runs of
-    a long-lived process. ``snapshot()`` gives rows with count and p50/p95/p99 latency.
+    a long-lived process. ``snapshot()`` gives rows with count and p50/p95/p99 latency (time
+    to first chunk for streams); ``duration_snapshot()`` the same of streams' total durations.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latencies: DefaultDict[Key, List[float]] = defaultdict(list)
+        self._durations: DefaultDict[Key, List[float]] = defaultdict(list)
         self._decisions: Counter[str] = Counter()
         self._cost: DefaultDict[Optional[str], float] = defaultdict(float)
 
@@ -61,6 +64,8 @@ class MetricsRecorder:
         key = (attempt.route, attempt.model, attempt.status)
         with self._lock:
             self._latencies[key].append(attempt.latency)
+            if attempt.duration is not None:
+                self._durations[key].append(attempt.duration)
             self._decisions[attempt.decision] += 1
 
     def add_cost(self, model: Optional[str], usd: float) -> None:
@@ -70,8 +75,15 @@ class MetricsRecorder:
 
     def snapshot(self) -> List[Dict[str, Any]]:
         """One row per (route, model, status), sorted: count and latency percentiles (s)."""
+        return self._rows(self._latencies)
+
+    def duration_snapshot(self) -> List[Dict[str, Any]]:
+        """Like ``snapshot()``, of streams' total durations (request sent to the stream's end)."""
+        return self._rows(self._durations)
+
+    def _rows(self, samples: DefaultDict[Key, List[float]]) -> List[Dict[str, Any]]:
         with self._lock:
-            items = [(k, sorted(v)) for k, v in self._latencies.items()]
+            items = [(k, sorted(v)) for k, v in samples.items()]
         rows = []
         for (route, model, status), values in sorted(items, key=lambda kv: _sort_key(kv[0])):
             rows.append(
@@ -100,6 +112,7 @@ class MetricsRecorder:
     def reset(self) -> None:
         with self._lock:
             self._latencies.clear()
+            self._durations.clear()
             self._decisions.clear()
             self._cost.clear()
 

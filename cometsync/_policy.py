@@ -10,7 +10,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, FrozenSet, Mapping, Optional, Union
+from typing import Any, FrozenSet, Mapping, NamedTuple, Optional, Union
 
 from ._backoff import Backoff, FullJitter
 from ._errors import (
@@ -96,9 +96,8 @@ class ResponseLike:
         return json.loads(self.content)
 
 
-@dataclass(frozen=True)
-class Classification:
-    """What an outcome means for the call.
+class Classification(NamedTuple):
+    """What an outcome means for the call (a NamedTuple: built once per attempt, so cheap).
 
     Attributes:
         ok: a 2xx response; the body still has to parse.
@@ -133,8 +132,7 @@ class RateLimitInfo:
         return self.reset / max(1, self.limit - self.remaining)
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """The flow's next move: ``success``, ``retry`` (after ``delay``), ``fallback`` or ``raise``."""
 
     decision: str
@@ -186,10 +184,14 @@ def parse_duration(text: str) -> Optional[float]:
 
 def parse_rate_limit(headers: Mapping[str, str]) -> Optional[RateLimitInfo]:
     """The request-rate headers (OpenAI's and CometAPI's spelling), or None if any is missing."""
+    raw_limit = headers.get("x-ratelimit-limit-requests")
+    raw_remaining = headers.get("x-ratelimit-remaining-requests")
+    if raw_limit is None or raw_remaining is None:  # the common case: no exception to pay for
+        return None
     try:
-        limit = int(headers["x-ratelimit-limit-requests"].strip())
-        remaining = int(headers["x-ratelimit-remaining-requests"].strip())
-    except (KeyError, ValueError, AttributeError):
+        limit = int(raw_limit.strip())
+        remaining = int(raw_remaining.strip())
+    except (ValueError, AttributeError):
         return None
     reset = parse_duration(headers.get("x-ratelimit-reset-requests", ""))
     if reset is None or limit < 1 or remaining < 0:

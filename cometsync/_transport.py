@@ -22,6 +22,8 @@ from ._types import Timeout
 
 __all__ = ["HTTPRequest", "RequestsTransport", "Response", "Transport", "make_session"]
 
+_READ_SIZE = 65536
+
 
 @dataclass(frozen=True)
 class HTTPRequest:
@@ -68,12 +70,22 @@ class Response(ResponseLike):
         if self._raw is None:
             yield from self.content.splitlines()
             return
-        try:
-            yield from self._raw.iter_lines()
-        except requests.RequestException as exc:
-            raise translate(exc) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise translate(exc) from exc
+        yield from _translated(self._raw.iter_lines())
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The body in pieces as they arrive (streams); transport errors become APIConnectionError.
+
+        Pieces are yielded as the socket delivers them (one per HTTP chunk), not in fixed
+        sizes, so a server-sent event is seen as soon as it is sent.
+        """
+        if self._raw is None:
+            if self.content:
+                yield self.content
+            return
+        # A size, not None: with None an unchunked body (or an in-process adapter's) is read
+        # to its end before anything is yielded; with a size each HTTP chunk still comes as
+        # soon as it arrives.
+        yield from _translated(self._raw.iter_content(chunk_size=_READ_SIZE))
 
     def close(self) -> None:
         """Give the connection back to the pool (idempotent)."""
@@ -117,6 +129,15 @@ def translate(exc: BaseException) -> APIConnectionError:
     if isinstance(cause, urllib3.exceptions.ReadTimeoutError):  # requests wraps body timeouts
         return APITimeoutError(f"timed out reading the body: {cause}")
     return APIConnectionError(f"connection failed: {type(exc).__name__}: {exc}")
+
+
+def _translated(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield from pieces
+    except requests.RequestException as exc:
+        raise translate(exc) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise translate(exc) from exc
 
 
 class RequestsTransport:

@@ -18,8 +18,11 @@ from ._errors import ConfigError
 __all__ = [
     "Attempt",
     "ChatCompletion",
+    "ChatCompletionChunk",
     "ChatCompletionMessage",
     "Choice",
+    "ChoiceDelta",
+    "ChunkChoice",
     "Model",
     "Timeout",
     "TimeoutLike",
@@ -96,6 +99,39 @@ class Attempt:
     reason: str = ""
     duration: Optional[float] = None
 
+    @classmethod
+    def _record(
+        cls,
+        model: Optional[str],
+        route: str,
+        status: Optional[int],
+        latency: float,
+        attempt: int,
+        error: Optional[str],
+        delay: Optional[float],
+        decision: str,
+        reason: str,
+    ) -> Attempt:
+        """Build a record without the frozen ``__init__`` (ten ``object.__setattr__`` calls).
+
+        The flow makes one per attempt and the virtual-time engine runs millions of attempts;
+        the result is an ordinary, equal, still-frozen ``Attempt``.
+        """
+        record = object.__new__(cls)
+        record.__dict__.update(
+            model=model,
+            route=route,
+            status=status,
+            latency=latency,
+            attempt=attempt,
+            error=error,
+            delay=delay,
+            decision=decision,
+            reason=reason,
+            duration=None,
+        )
+        return record
+
     def to_dict(self) -> Dict[str, Any]:
         return {
             "model": self.model,
@@ -137,6 +173,19 @@ def _int(value: Any) -> int:
     if isinstance(value, float) and math.isfinite(value):
         return int(value)
     return 0
+
+
+def _head(raw: Mapping[str, Any], requested_model: str, kind: str) -> Dict[str, Any]:
+    """The fields a completion and a chunk share: id, model, created, object, fingerprint."""
+    model = raw.get("model")
+    fingerprint = raw.get("system_fingerprint")
+    return {
+        "id": str(raw.get("id") or ""),
+        "model": model if isinstance(model, str) else requested_model,
+        "created": _int(raw.get("created")),
+        "object": str(raw.get("object") or kind),
+        "system_fingerprint": fingerprint if isinstance(fingerprint, str) else None,
+    }
 
 
 @dataclass(frozen=True)
@@ -246,16 +295,10 @@ class ChatCompletion(_Extras):
         choices = tuple(Choice.from_dict(c, i) for i, c in enumerate(choices_raw))
         usage = Usage.from_dict(raw.get("usage"))
         raw["usage"] = usage.to_dict()
-        model = raw.get("model") if isinstance(raw.get("model"), str) else requested_model
-        fingerprint = raw.get("system_fingerprint")
         return cls(
-            id=str(raw.get("id") or ""),
-            model=str(model),
+            **_head(raw, requested_model, "chat.completion"),
             choices=choices,
             usage=usage,
-            created=_int(raw.get("created")),
-            object=str(raw.get("object") or "chat.completion"),
-            system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
             attempts=attempts,
             _raw=raw,
         )
@@ -288,4 +331,86 @@ class Model(_Extras):
             owned_by=owned if isinstance(owned, str) else None,
             created=_int(data.get("created")),
             _raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class ChoiceDelta(_Extras):
+    """What one chunk adds to a choice's message; every field is None when not sent."""
+
+    role: Optional[str] = None
+    content: Optional[str] = None
+    tool_calls: Optional[List[Dict[str, Any]]] = None
+    _raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ChoiceDelta:
+        raw = dict(data) if isinstance(data, Mapping) else {}
+        role, content, tool_calls = raw.get("role"), raw.get("content"), raw.get("tool_calls")
+        return cls(
+            role=role if isinstance(role, str) else None,
+            content=content if isinstance(content, str) else None,
+            tool_calls=list(tool_calls) if isinstance(tool_calls, list) else None,
+            _raw=raw,
+        )
+
+
+@dataclass(frozen=True)
+class ChunkChoice(_Extras):
+    """One choice of a chunk: its ``delta`` and, on its last chunk, its ``finish_reason``."""
+
+    index: int = 0
+    delta: ChoiceDelta = field(default_factory=ChoiceDelta)
+    finish_reason: Optional[str] = None
+    _raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Any, position: int) -> ChunkChoice:
+        raw = dict(data) if isinstance(data, Mapping) else {}
+        index, finish = raw.get("index"), raw.get("finish_reason")
+        return cls(
+            index=index if isinstance(index, int) else position,
+            delta=ChoiceDelta.from_dict(raw.get("delta")),
+            finish_reason=finish if isinstance(finish, str) else None,
+            _raw=raw,
+        )
+
+
+@dataclass(frozen=True)
+class ChatCompletionChunk(_Extras):
+    """One event of a streamed chat completion (``object: chat.completion.chunk``).
+
+    ``usage`` is set only on the final usage chunk that ``stream_options={"include_usage":
+    True}`` asks for (its ``choices`` is empty); otherwise None.
+    """
+
+    id: str
+    model: str
+    choices: Tuple[ChunkChoice, ...]
+    created: int = 0
+    object: str = "chat.completion.chunk"
+    system_fingerprint: Optional[str] = None
+    usage: Optional[Usage] = None
+    _raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, requested_model: str = "") -> ChatCompletionChunk:
+        """Normalise a decoded chunk.
+
+        Raises:
+            ValueError: not a JSON object, or neither a ``choices`` list nor a ``usage``.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        raw = dict(data)
+        choices_raw = raw.get("choices", [])
+        usage_raw = raw.get("usage")
+        if not isinstance(choices_raw, list) or ("choices" not in raw and usage_raw is None):
+            raise ValueError("the event is not a chat.completion.chunk: no 'choices' list")
+        usage = Usage.from_dict(usage_raw) if isinstance(usage_raw, Mapping) else None
+        return cls(
+            **_head(raw, requested_model, "chat.completion.chunk"),
+            choices=tuple(ChunkChoice.from_dict(c, i) for i, c in enumerate(choices_raw)),
+            usage=usage,
+            _raw=raw,
         )

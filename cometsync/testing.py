@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 from ._errors import APIConnectionError
 from ._transport import HTTPRequest, Response
 from ._types import Timeout
 
-__all__ = ["FakeClock", "ScriptedTransport", "completion_body", "json_response"]
+__all__ = [
+    "DONE",
+    "FakeClock",
+    "ScriptedTransport",
+    "StreamedResponse",
+    "chunk_body",
+    "completion_body",
+    "json_response",
+    "sse",
+]
 
 
 class FakeClock:
@@ -84,6 +93,79 @@ def completion_body(
     }
     body.update(extra)
     return body
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+def sse(payload: Any) -> bytes:
+    """One ``data:`` event carrying ``payload`` as JSON."""
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def chunk_body(
+    content: Optional[str] = None,
+    *,
+    role: Optional[str] = None,
+    finish_reason: Optional[str] = None,
+    model: str = "m1",
+    index: int = 0,
+    usage: Optional[Mapping[str, int]] = None,
+) -> Dict[str, Any]:
+    """A ``chat.completion.chunk`` body; ``usage`` alone makes the final usage chunk."""
+    delta: Dict[str, Any] = {}
+    if role is not None:
+        delta["role"] = role
+    if content is not None:
+        delta["content"] = content
+    body: Dict[str, Any] = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": model,
+        "choices": [{"index": index, "delta": delta, "finish_reason": finish_reason}],
+    }
+    if usage is not None:
+        body["choices"] = []
+        body["usage"] = dict(usage)
+    return body
+
+
+class StreamedResponse(Response):
+    """A ``text/event-stream`` response that yields scripted pieces, then raises ``error``.
+
+    Pieces are bytes sent as they are, or JSON-able payloads sent as one ``data:`` event each.
+    ``closed`` tells whether the connection was given back; ``reads`` how many pieces were read.
+    """
+
+    def __init__(
+        self,
+        pieces: Sequence[Any],
+        *,
+        error: Optional[BaseException] = None,
+        status: int = 200,
+        headers: Optional[Mapping[str, str]] = None,
+        url: str = "",
+    ) -> None:
+        hdrs = {"content-type": "text/event-stream"}
+        hdrs.update({k.lower(): v for k, v in (headers or {}).items()})
+        super().__init__(status, hdrs, b"", url or "http://test.invalid/v1/chat/completions")
+        self._pieces = [p if isinstance(p, bytes) else sse(p) for p in pieces]
+        self._error = error
+        self.closed = False
+        self.reads = 0
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        for piece in self._pieces:
+            if self.closed:
+                return
+            self.reads += 1
+            yield piece
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class ScriptedTransport:

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 
 from . import wire
 from .scenario import (
+    STREAM_FAULTS,
     Latency,
     ModelSpec,
     RateLimits,
@@ -800,6 +801,8 @@ class Core:
             if step.retry_after_ms is not None:
                 reply.headers["retry-after-ms"] = wire.format_seconds(step.retry_after_ms)
             return reply
+        if stream and (fault is None or fault in STREAM_FAULTS):
+            return self._stream(seq, spec, step, include_usage, prompt_tokens, words, finish_reason)
         if fault == "reset":
             return Reply(None, fault=fault, end="reset")
         if fault == "hang":
@@ -812,29 +815,13 @@ class Core:
         headers = {"content-type": _JSON, "x-request-id": rid}
         if fault == "empty":
             return Reply(200, None, headers=headers, body=b"", fault=fault)
-        if stream and fault != "malformed":
-            payloads = wire.chunk_payloads(
-                cid, spec.id, words, finish_reason, prompt_tokens, include_usage
-            )
-            end = "complete"
-            if fault == "truncate":
-                payloads = payloads[: 1 + len(words) // 2]
-                end = "truncated"
-            headers["content-type"] = "text/event-stream"
-            headers["cache-control"] = "no-cache"
-            return Reply(
-                200,
-                None,
-                headers=headers,
-                chunks=[(0.0, p) for p in payloads],
-                fault=fault,
-                end=end,
-            )
+        if fault == "error":
+            return Reply(200, self._error_event(seq, step), headers=headers, fault=fault)
         payload = wire.completion(cid, spec.id, words, finish_reason, prompt_tokens)
         if fault == "malformed":
             full = wire.dumps(payload)
             return Reply(200, None, headers=headers, body=full[: len(full) * 2 // 3], fault=fault)
-        if fault == "truncate":
+        if fault in ("truncate", "stall"):
             full = wire.dumps(payload)
             headers["content-length"] = str(len(full))
             return Reply(
@@ -843,9 +830,72 @@ class Core:
                 headers=headers,
                 body=full[: len(full) // 2],
                 fault=fault,
-                end="truncated",
+                end="truncated" if fault == "truncate" else "stall",
+                hold=self._scenario.hang_s,
             )
         return Reply(200, payload, headers=headers)
+
+    def _stream(
+        self,
+        seq: int,
+        spec: ModelSpec,
+        step: Optional[Step],
+        include_usage: bool,
+        prompt_tokens: int,
+        words: List[str],
+        finish_reason: str,
+    ) -> Reply:
+        """A stream, broken by a stream fault after ``step.after_chunks`` events (default half).
+
+        ``truncate`` closes cleanly, ``reset`` with RST, ``stall`` goes silent; ``malformed``
+        cuts one event in half and goes on; ``error`` sends an ``{"error": ...}`` event and
+        ends without ``[DONE]``.
+        """
+        cid = f"chatcmpl-sim{self.seed % 1000:03d}{seq:09d}"
+        payloads: List[Any] = wire.chunk_payloads(
+            cid, spec.id, words, finish_reason, prompt_tokens, include_usage
+        )
+        fault = step.fault if step is not None else None
+        end = {"truncate": "truncated", "reset": "reset", "stall": "stall"}.get(str(fault))
+        if step is not None and fault is not None:
+            after = 1 + len(words) // 2 if step.after_chunks is None else step.after_chunks
+            cut = min(after, len(payloads) - 1)  # never [DONE]: the stream must break
+            head, rest = payloads[:cut], payloads[cut:]
+            if fault == "malformed":
+                event = wire.sse(rest[0])
+                payloads = [*head, event[: len(event) // 2] + b"\n\n", *rest[1:]]
+            elif fault == "error":
+                payloads = [*head, self._error_event(seq, step)]
+            else:
+                payloads = head
+        headers = {
+            "content-type": "text/event-stream",
+            "cache-control": "no-cache",
+            "x-request-id": self._request_id(seq),
+        }
+        return Reply(
+            200,
+            None,
+            headers=headers,
+            chunks=[(0.0, p) for p in payloads],
+            fault=fault,
+            end=end or "complete",
+            hold=self._scenario.hang_s,
+        )
+
+    def _error_event(self, seq: int, step: Optional[Step]) -> Dict[str, Any]:
+        """The ``{"error": ...}`` a gateway sends with a 200: in a stream, or as the body.
+
+        A step with an error status adds it as ``error.status`` (some gateways do), so a
+        client can treat the event like that status.
+        """
+        status = step.status if step is not None and step.status != 200 else 500
+        message = step.message if step is not None else None
+        code = step.code if step is not None else None
+        payload = wire.error_envelope(status, self._request_id(seq), message, code)
+        if step is not None and step.status != 200:
+            payload["error"]["status"] = status
+        return payload
 
     # -- admin ----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 __all__ = [
     "FAULTS",
     "PRESETS",
+    "STREAM_FAULTS",
     "Fault",
     "Latency",
     "Load",
@@ -36,7 +37,9 @@ __all__ = [
 ]
 
 #: Transport-level faults: answers that are not a well-formed JSON response.
-FAULTS = ("reset", "hang", "malformed", "empty", "truncate", "html")
+FAULTS = ("reset", "hang", "malformed", "empty", "truncate", "html", "error", "stall")
+#: Faults that break a stream after ``after_chunks`` events (default: half-way).
+STREAM_FAULTS = ("truncate", "reset", "malformed", "error", "stall")
 
 
 class ScenarioError(ValueError):
@@ -84,6 +87,7 @@ class Step:
     message: Optional[str] = None
     fault: Optional[str] = None
     latency: Optional[Latency] = None
+    after_chunks: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,16 @@ class Scenario:
 # Parsing. Each helper takes the value and its path, and raises ScenarioError naming the path.
 
 _Path = str
-_STEP_KEYS = {"status", "retry_after", "retry_after_ms", "code", "message", "fault", "latency_ms"}
+_STEP_KEYS = {
+    "status",
+    "retry_after",
+    "retry_after_ms",
+    "code",
+    "message",
+    "fault",
+    "latency_ms",
+    "after_chunks",
+}
 
 
 def _obj(value: Any, path: _Path, allowed: set[str]) -> Mapping[str, Any]:
@@ -261,6 +274,11 @@ def _step(value: Any, path: _Path, extra: set[str] = set()) -> Step:  # noqa: B0
     status = _status(value["status"], _join(path, "status")) if "status" in value else 200
     if fault == "html" and "status" not in value:
         status = 502
+    after = value.get("after_chunks")
+    if after is not None and fault not in STREAM_FAULTS:
+        raise ScenarioError(
+            _join(path, "after_chunks"), f"applies only to the faults {', '.join(STREAM_FAULTS)}"
+        )
     ra = value.get("retry_after")
     ra_ms = value.get("retry_after_ms")
     code = value.get("code")
@@ -275,6 +293,7 @@ def _step(value: Any, path: _Path, extra: set[str] = set()) -> Step:  # noqa: B0
         latency=_latency(value["latency_ms"], _join(path, "latency_ms"))
         if "latency_ms" in value
         else None,
+        after_chunks=None if after is None else _int(after, _join(path, "after_chunks")),
     )
 
 

@@ -76,7 +76,9 @@ def dumps(obj: Any) -> bytes:
 
 
 def sse(obj: Any) -> bytes:
-    """One server-sent event; the string ``[DONE]`` is the stream terminator."""
+    """One server-sent event; the string ``[DONE]`` is the stream terminator, bytes go as-is."""
+    if isinstance(obj, bytes):
+        return obj
     if obj == "[DONE]":
         return b"data: [DONE]\n\n"
     return b"data: " + dumps(obj) + b"\n\n"
