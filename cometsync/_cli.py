@@ -23,10 +23,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 from ._batch import BatchFileError, BatchSummary, run_batch, success_record
 from ._catalog import CostEstimate, ModelInfo
-from ._client import Client
+from ._client import Client, _chain
 from ._errors import APIError, ConfigError, RequestValidationError
 from ._policy import RetryPolicy
-from ._types import Attempt
+from ._types import Attempt, ChatCompletion
 
 __all__ = ["main"]
 
@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("-s", "--system", help="a system message sent before the prompt")
     chat.add_argument("--max-tokens", type=_positive_int, help="max_tokens of the answer")
     chat.add_argument("--temperature", type=float, help="sampling temperature")
-    chat.add_argument("--stream", action="store_true", help="print the answer as it arrives")
+    chat.add_argument(
+        "--stream", action="store_true", help="print the answer as it arrives (no --json)"
+    )
     chat.add_argument("--json", action="store_true", help="print the whole response as JSON")
     chat.set_defaults(run=_cmd_chat)
 
@@ -187,6 +189,8 @@ def _show_attempts(attempts: Sequence[Attempt], out: TextIO) -> None:
             f"latency={a.latency:.3f}s",
             f"decision={a.decision}",
         ]
+        if a.duration is not None and a.duration != a.latency:
+            parts.append(f"duration={a.duration:.3f}s")  # a stream: latency is to 1st chunk
         if a.delay is not None:
             parts.append(f"delay={a.delay:.3f}s")
         if a.reason:
@@ -197,8 +201,8 @@ def _show_attempts(attempts: Sequence[Attempt], out: TextIO) -> None:
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
-    if args.stream:
-        _err("--stream is not available in this version (streaming has not landed yet)")
+    if args.stream and args.json:
+        _err("--stream and --json do not go together: --json prints the whole answer at the end")
         return EXIT_USAGE
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     messages: List[Dict[str, Any]] = []
@@ -213,7 +217,12 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     # Pricing costs one catalog GET: only when the cost will be shown.
     with _client(args, price_calls=bool(args.verbose or args.json)) as client:
         try:
-            result = client.chat.completions.create(model=args.model, messages=messages, **params)
+            if args.stream:
+                result = _stream_answer(client, args.model, messages, params)
+            else:
+                result = client.chat.completions.create(
+                    model=args.model, messages=messages, **params
+                )
         except APIError as error:
             _err(f"{type(error).__name__}: {error}")
             if args.verbose:
@@ -221,13 +230,39 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             return EXIT_FAILED
     if args.json:
         print(json.dumps(success_record(result), indent=2, ensure_ascii=False))
-    else:
+    elif not args.stream:
         print(result.choices[0].message.content if result.choices else "")
     if args.verbose:
         answered = result.attempts[-1].model if result.attempts else result.model
         print(f"answered by {answered}; cost {_money(result.cost)}", file=sys.stderr)
         _show_attempts(result.attempts, sys.stderr)
     return EXIT_OK
+
+
+def _stream_answer(
+    client: Client, model: str, messages: List[Dict[str, Any]], params: Dict[str, Any]
+) -> ChatCompletion:
+    """Print the answer as it arrives; return it whole, priced when the catalog is known.
+
+    Raises:
+        APIError: the chain failed before the first chunk; APIStreamError: the stream broke
+            after it (what arrived is already printed; a newline ends it).
+    """
+    with client.chat.completions.create(
+        model=model,
+        messages=messages,
+        stream=True,
+        stream_options={"include_usage": True},  # the usage prices the answer
+        **params,
+    ) as stream:
+        try:
+            for chunk in stream:
+                if chunk.choices:
+                    print(chunk.choices[0].delta.content or "", end="", flush=True)
+            final = stream.get_final_completion()
+        finally:
+            print(flush=True)
+    return client._price(final, _chain(model, client.fallback_models))
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

@@ -162,14 +162,27 @@ def test_a_rejected_key_never_appears_in_any_output() -> None:
     assert "AuthenticationError" in proc.stderr
 
 
-def test_bad_usage_exits_2_and_stream_is_refused_clearly(sim: Simulator) -> None:
-    """argparse errors exit 2; --stream is refused with a message until streaming exists."""
+def test_bad_usage_exits_2(sim: Simulator) -> None:
+    """argparse errors and contradictory flags exit 2 with a message."""
     assert cli("batch", "in.jsonl", sim=sim).returncode == 2  # no -o
     assert cli("chat", "hi", sim=sim).returncode == 2  # no -m
     assert cli(sim=sim).returncode == 2
-    stream = cli("chat", "hi", "-m", "cheap", "--stream", sim=sim)
-    assert stream.returncode == 2
-    assert "--stream is not available" in stream.stderr
+    both = cli("chat", "hi", "-m", "cheap", "--stream", "--json", sim=sim)
+    assert both.returncode == 2
+    assert "--stream and --json do not go together" in both.stderr
+
+
+def test_chat_stream_prints_the_same_answer_and_falls_back_before_the_first_chunk() -> None:
+    """--stream prints the answer the plain call gives; a 503 first falls back; -v prices it."""
+    with Simulator(scenario(cheap={"script": [503]}), seed=3) as sim:
+        args = ("chat", "hello", "-m", "cheap", "-f", "dear", "--max-retries", "0")
+        streamed = cli(*args, "--stream", "-v", sim=sim)
+        plain = cli("chat", "hello", "-m", "dear", sim=sim)
+    assert streamed.returncode == 0, streamed.stderr
+    assert streamed.stdout == plain.stdout and plain.stdout.strip()
+    assert "model=cheap status=503" in streamed.stderr
+    assert "answered by dear; cost $" in streamed.stderr
+    assert "cost unknown" not in streamed.stderr
 
 
 # -- batch ------------------------------------------------------------------------------------
