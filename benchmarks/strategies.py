@@ -208,44 +208,44 @@ CEILING = 64
 
 
 def _protections() -> Tuple[Strategy, ...]:
-    """cometsync with each protection alone, then all of them (when this cometsync has them)."""
-    try:
-        from cometsync._guards import (  # type: ignore[attr-defined]
-            AdaptiveLimiter,
-            Cooldowns,
-            Protections,
-            RetryBudget,
-        )
-    except ImportError:  # the protections are not in this version of cometsync
-        return ()
-    variants = (
-        ("budget", "retry budget", Protections(budget=RetryBudget(), limiter=None, cooldown=None)),
-        (
-            "limiter",
+    """cometsync as ``Client()`` runs it, the policy alone, and each protection alone."""
+    from cometsync._guards import AdaptiveLimiter, Cooldowns, Protections, RetryBudget
+
+    def guarded(protections: Protections) -> Callable[[Clock], Guards]:
+        return lambda clock: protections.build(ceiling=CEILING, clock=clock)
+
+    only = {
+        "budget": ("retry budget", Protections(budget=RetryBudget(), limiter=None, cooldown=None)),
+        "limiter": (
             "adaptive limiter",
             Protections(budget=None, limiter=AdaptiveLimiter(), cooldown=None),
         ),
-        (
-            "cooldown",
+        "cooldown": (
             "model cooldowns",
             Protections(budget=None, limiter=None, cooldown=Cooldowns()),
         ),
-        ("all", "all three protections", Protections()),
-    )
-    return tuple(
+    }
+    return (
         cometsync_strategy(
-            f"cometsync+{short}",
-            f"cometsync default policy with the {text} on",
-            guards=lambda clock, p=protections: p.build(ceiling=CEILING, clock=clock),
-        )
-        for short, text, protections in variants
+            "cometsync-default",
+            "cometsync as Client() runs it: RetryPolicy() over the chain, default protections on",
+            guards=guarded(Protections()),
+        ),
+        cometsync_strategy(
+            "cometsync-policy-only",
+            "cometsync RetryPolicy() over the chain, protections off",
+        ),
+        *(
+            cometsync_strategy(
+                f"cometsync+{short}",
+                f"cometsync's policy with only the {text} on",
+                guards=guarded(p),
+            )
+            for short, (text, p) in only.items()
+        ),
     )
 
 
 def all_strategies() -> Tuple[Strategy, ...]:
-    """The baselines, cometsync's default, then cometsync with each protection on."""
-    return (
-        *BASELINES,
-        cometsync_strategy("cometsync-default", "cometsync RetryPolicy() over the whole chain"),
-        *_protections(),
-    )
+    """The baselines, cometsync's default (protections on), the policy alone, each protection."""
+    return (*BASELINES, *_protections())

@@ -136,7 +136,12 @@ class APIStatusError(APIError):
         headers: Optional[Mapping[str, str]] = None,
         model: Optional[str] = None,
     ) -> None:
-        super().__init__(message, model=model)
+        # Set directly rather than through super().__init__: one error is built per failed
+        # attempt, and the virtual-time engine runs millions of them.
+        Exception.__init__(self, message)
+        self.message = message
+        self.model = model
+        self.attempts = ()
         self.status_code = status_code
         self.code = code
         self.request_id = request_id

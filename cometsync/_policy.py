@@ -262,9 +262,11 @@ def classify(
     elif status in policy.retry_statuses or (status >= 500 and policy.retry_server_errors):
         retry = fallback = True
     if policy.respect_should_retry:
-        should = headers.get("x-should-retry", "").strip().lower()
-        if should in ("true", "false"):
-            retry = should == "true"
+        should = headers.get("x-should-retry")
+        if should is not None:
+            should = should.strip().lower()
+            if should in ("true", "false"):
+                retry = should == "true"
     if status >= 500 and not json_error and not isinstance(body, dict) and _looks_html(body):
         hint = hint or "an HTML error page, likely from a proxy in front of the gateway"
     error = status_error(status, headers, body, model=model, hint=hint, retry_after=retry_after)
