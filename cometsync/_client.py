@@ -223,7 +223,9 @@ class Client:
         )
         owns = transport is None
         if transport is None:
-            transport = RequestsTransport(session, pool_maxsize=max_workers)
+            transport = RequestsTransport(
+                session, pool_maxsize=max_workers, base_url=self._options.base_url
+            )
         clock = clock or SYSTEM_CLOCK
         if guards is None:
             guards = (protections or Protections()).build(ceiling=max_workers, clock=clock)

@@ -104,11 +104,16 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-def make_session(pool_maxsize: int) -> requests.Session:
+def make_session(pool_maxsize: int, base_url: Optional[str] = None) -> requests.Session:
     """A Session whose pool fits the thread pool and whose urllib3 retries are off.
 
     cometsync is the one retry layer: urllib3 retrying underneath would multiply attempts
     and hide them from the attempt history.
+
+    With ``base_url``, the environment (``HTTPS_PROXY``/``NO_PROXY``, ``REQUESTS_CA_BUNDLE``)
+    is read once, now, for that URL, and ``trust_env`` is then switched off, as httpx does:
+    requests would otherwise re-read it on every call (a quarter of a loopback call's cost),
+    and its ``~/.netrc`` lookup could replace the Bearer header with Basic auth.
     """
     session = requests.Session()
     adapter = HTTPAdapter(
@@ -118,6 +123,11 @@ def make_session(pool_maxsize: int) -> requests.Session:
     )
     session.mount("https://", adapter)
     session.mount("http://", adapter)
+    if base_url is not None:
+        settings = session.merge_environment_settings(base_url, {}, None, None, None)
+        session.proxies = settings["proxies"]
+        session.verify = settings["verify"]
+        session.trust_env = False
     return session
 
 
@@ -148,11 +158,18 @@ class RequestsTransport:
             ownership and closes it. Without one, a Session sized by ``pool_maxsize`` is made
             and closed by ``close()``.
         pool_maxsize: connections kept per host by the Session this transport makes.
+        base_url: where it will send; lets the Session it makes read the environment once
+            (see ``make_session``). A caller's Session is used exactly as given.
     """
 
-    def __init__(self, session: Optional[requests.Session] = None, pool_maxsize: int = 8) -> None:
+    def __init__(
+        self,
+        session: Optional[requests.Session] = None,
+        pool_maxsize: int = 8,
+        base_url: Optional[str] = None,
+    ) -> None:
         self._owns_session = session is None
-        self.session = session if session is not None else make_session(pool_maxsize)
+        self.session = session if session is not None else make_session(pool_maxsize, base_url)
 
     def send(self, request: HTTPRequest, timeout: Timeout) -> Response:
         try:

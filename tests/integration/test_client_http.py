@@ -202,3 +202,31 @@ def test_no_key_in_debug_logs_over_the_wire(
         call(client)
     assert caplog.records
     assert all(KEY not in r.getMessage() for r in caplog.records)
+
+
+def test_environment_proxies_are_read_once_for_the_base_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTPS_PROXY applies (NO_PROXY too), read when the client is built, as httpx does."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    with cometsync.Client(api_key=KEY, base_url="https://api.cometapi.com/v1") as client:
+        session = client._shared.transport.session  # type: ignore[attr-defined]
+        assert session.proxies.get("https") == "http://127.0.0.1:3128"
+        assert session.trust_env is False
+    with cometsync.Client(api_key=KEY, base_url="https://internal.example/v1") as client:
+        assert client._shared.transport.session.proxies == {}  # type: ignore[attr-defined]
+
+
+def test_a_netrc_entry_cannot_replace_the_bearer_key(
+    server: ScriptedServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests would put ~/.netrc Basic auth over our header; the client's Session does not."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password other\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    server.script = [Reply(200, completion_body())]
+    with client_for(server) as client:
+        call(client)
+    assert server.seen[0]["auth"] == f"Bearer {KEY}"
