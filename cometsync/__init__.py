@@ -13,6 +13,7 @@ from ._backoff import (
     FullJitter,
     ScaledJitter,
 )
+from ._catalog import CostEstimate, ModelInfo, Pricing
 from ._client import DEFAULT_BASE_URL, Client, __version__
 from ._clock import Clock, SystemClock
 from ._errors import (
@@ -78,6 +79,7 @@ __all__ = [
     "ConflictError",
     "Constant",
     "Cooldowns",
+    "CostEstimate",
     "DEFAULT_BASE_URL",
     "DecorrelatedJitter",
     "EqualJitter",
@@ -89,8 +91,10 @@ __all__ = [
     "MetricsRecorder",
     "Model",
     "ModelCooldownError",
+    "ModelInfo",
     "NotFoundError",
     "PermissionDeniedError",
+    "Pricing",
     "Protections",
     "ProtectiveGuards",
     "RateLimitError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +20,7 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Set,
     Tuple,
     TypeVar,
     Union,
@@ -28,6 +30,19 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ._catalog import (
+    DEFAULT_CATALOG_TTL,
+    EXPENSIVE_FALLBACK_RATIO,
+    CatalogCache,
+    CostEstimate,
+    ModelInfo,
+    call_cost,
+    catalog_url,
+    estimate_chain,
+    expensive_fallbacks,
+    filter_catalog,
+    parse_catalog,
+)
 from ._clock import SYSTEM_CLOCK, Clock
 from ._errors import APIError, APIStatusError, ConfigError, RequestValidationError
 from ._flow import CallSpec, Send, Sleep, call_flow
@@ -42,6 +57,7 @@ from ._types import Attempt, ChatCompletion, Model, Timeout, TimeoutLike
 __all__ = ["DEFAULT_BASE_URL", "Client"]
 
 DEFAULT_BASE_URL = "https://api.cometapi.com/v1"
+logger = logging.getLogger("cometsync")
 __version__ = "0.1.0"
 
 T = TypeVar("T")
@@ -64,7 +80,7 @@ class _Options:
 
 
 class _Shared:
-    """What every copy of a client shares: transport, clock, guards, thread pool."""
+    """What every copy of a client shares: transport, clock, guards, thread pool, catalog."""
 
     def __init__(
         self,
@@ -73,12 +89,17 @@ class _Shared:
         clock: Clock,
         guards: Guards,
         max_workers: int,
+        catalog: CatalogCache,
+        price_calls: bool,
     ) -> None:
         self.transport = transport
         self.owns_transport = owns_transport
         self.clock = clock
         self.guards = guards
         self.max_workers = max_workers
+        self.catalog = catalog
+        self.price_calls = price_calls
+        self.warned_pairs: Set[Tuple[str, str]] = set()
         self.lock = threading.Lock()
         self.closed = False
         self.executor: Optional[ThreadPoolExecutor] = None
@@ -139,6 +160,14 @@ class Client:
             cooldowns); None means the defaults, ``Protections.off()`` none.
         guards: a low-level ``Guards`` implementation used instead of ``protections``.
         default_headers: extra headers sent with every request.
+        price_calls: load the catalog (one ``GET {origin}/api/models`` per ``catalog_ttl``)
+            on the first call, so every ``ChatCompletion`` carries its ``cost``. Without it,
+            ``cost`` is known once ``catalog()`` or ``estimate_cost()`` has loaded the catalog.
+        catalog_ttl: seconds the catalog is kept before it is fetched again.
+
+    Once prices are known, each priced call is reported to the ``on_attempt`` hook's
+    ``add_cost(model, usd)`` when it has one (``MetricsRecorder`` does), and a fallback model
+    whose reference call costs over 3x the primary's is logged as a warning, once per pair.
 
     Raises:
         ConfigError: a missing key or a setting that cannot work.
@@ -161,6 +190,8 @@ class Client:
         guards: Optional[Guards] = None,
         default_headers: Optional[Mapping[str, str]] = None,
         protections: Optional[Protections] = None,
+        price_calls: bool = False,
+        catalog_ttl: float = DEFAULT_CATALOG_TTL,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("COMETAPI_KEY")
         if not isinstance(key, str) or not key.strip():
@@ -198,7 +229,15 @@ class Client:
         clock = clock or SYSTEM_CLOCK
         if guards is None:
             guards = (protections or Protections()).build(ceiling=max_workers, clock=clock)
-        self._shared = _Shared(transport, owns, clock, guards, max_workers)
+        self._shared = _Shared(
+            transport,
+            owns,
+            clock,
+            guards,
+            max_workers,
+            CatalogCache(clock, catalog_ttl),
+            bool(price_calls),
+        )
         self._bind()
 
     @staticmethod
@@ -298,6 +337,96 @@ class Client:
         """A snapshot of the shared protections: retry budget, adaptive limits, cooldowns."""
         return self._shared.guards.stats()
 
+    # -- catalog and cost -----------------------------------------------------------------
+    def catalog(
+        self,
+        *,
+        provider: Optional[str] = None,
+        model_type: Optional[str] = None,
+        feature: Optional[str] = None,
+        refresh: bool = False,
+    ) -> List[ModelInfo]:
+        """The models with their prices from ``GET {origin}/api/models``, cached for the TTL.
+
+        Filters match case-insensitively; ``refresh=True`` ignores the cache. The request is
+        retried like any call and carries no API key (the route needs none).
+
+        Raises:
+            APIError: the catalog could not be fetched (the cache keeps the previous one).
+        """
+        models = self._shared.catalog.get(self._load_catalog, refresh=refresh)
+        return filter_catalog(models, provider=provider, model_type=model_type, feature=feature)
+
+    def estimate_cost(
+        self, models: Sequence[str], prompt_tokens: int, completion_tokens: int
+    ) -> CostEstimate:
+        """Price one request of the given size through a fallback chain (primary first).
+
+        Loads the catalog if it is not cached. Models missing from the catalog, or without a
+        usable price, are reported in ``.unknown`` and make the chain totals None.
+
+        Raises:
+            ConfigError: an empty chain or negative token counts.
+            APIError: the catalog could not be fetched.
+        """
+        self._shared.catalog.get(self._load_catalog)
+        return estimate_chain(
+            models, prompt_tokens, completion_tokens, self._shared.catalog.prices()
+        )
+
+    def _load_catalog(self) -> Tuple[ModelInfo, ...]:
+        spec: CallSpec[Tuple[ModelInfo, ...]] = CallSpec(
+            method="GET",
+            path=catalog_url(self._options.base_url),
+            route="/api/models",
+            parse=_parse_catalog,
+        )
+        return self._call(spec, [None], auth=False)
+
+    def _price(self, result: ChatCompletion, chain: Sequence[str]) -> ChatCompletion:
+        """``result`` with its cost when the prices are known (a copy; nothing shared changes)."""
+        shared = self._shared
+        if shared.price_calls:
+            shared.catalog.get_quietly(self._load_catalog)
+        prices = shared.catalog.prices()
+        if not prices:
+            return result
+        self._warn_expensive(chain, prices)
+        answer = result.attempts[-1] if result.attempts else None
+        model = answer.model if answer is not None and answer.model else result.model
+        pricing = prices.get(model) or prices.get(result.model)
+        if pricing is None:
+            return result
+        seconds = None if answer is None else (answer.duration or answer.latency)
+        usd = call_cost(
+            pricing, result.usage.prompt_tokens, result.usage.completion_tokens, seconds
+        )
+        if usd is None:
+            return result
+        add_cost = getattr(self._options.on_attempt, "add_cost", None)
+        if callable(add_cost):
+            try:
+                add_cost(model, usd)
+            except Exception:  # an observer's bug must not lose the call's result
+                logger.exception("on_attempt.add_cost raised; the call goes on")
+        return dataclasses.replace(result, cost=usd)
+
+    def _warn_expensive(self, chain: Sequence[str], prices: Mapping[str, Any]) -> None:
+        for fallback in expensive_fallbacks(chain, prices):
+            pair = (chain[0], fallback)
+            with self._shared.lock:
+                if pair in self._shared.warned_pairs:
+                    continue
+                self._shared.warned_pairs.add(pair)
+            logger.warning(
+                "fallback model %s costs over %gx the primary %s per call: check "
+                "client.estimate_cost(%r, ...) before relying on it",
+                fallback,
+                EXPENSIVE_FALLBACK_RATIO,
+                chain[0],
+                list(chain),
+            )
+
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
         """Stop the thread pool (cancelling what has not started), release the connections.
@@ -333,7 +462,7 @@ class Client:
         key = self._options.api_key
         return text.replace(key, "[redacted]") if key and key in text else text
 
-    def _headers(self, extra: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    def _headers(self, extra: Optional[Mapping[str, str]], auth: bool = True) -> Dict[str, str]:
         headers = {
             "Authorization": f"Bearer {self._options.api_key}",
             "Content-Type": "application/json",
@@ -343,6 +472,8 @@ class Client:
         headers.update(self._options.default_headers)
         if extra:
             headers.update(extra)
+        if not auth:
+            headers.pop("Authorization", None)
         return headers
 
     def _on_attempt(self, attempt: Attempt) -> None:
@@ -358,13 +489,14 @@ class Client:
         *,
         timeout: Optional[Timeout] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
+        auth: bool = True,
     ) -> T:
-        """Drive one call's flow with the real transport and clock."""
+        """Drive one call's flow with the real transport and clock; ``auth=False`` sends no key."""
         if self._shared.closed:
             raise RuntimeError("this cometsync.Client is closed")
         options = self._options
         shared = self._shared
-        headers = self._headers(extra_headers)
+        headers = self._headers(extra_headers, auth)
         flow = call_flow(
             spec,
             chain,
@@ -398,9 +530,7 @@ class Client:
         body = None
         if action.body is not None:
             body = json.dumps(action.body, separators=(",", ":"), ensure_ascii=False).encode()
-        request = HTTPRequest(
-            action.method, self._options.base_url + action.path, headers, body, action.stream
-        )
+        request = HTTPRequest(action.method, self._url(action.path), headers, body, action.stream)
         # The wait for a slot is bounded like the attempt itself (already cut to the
         # deadline's remainder), so a congested model fails as a timeout, never hangs.
         wait = max(action.timeout.connect, action.timeout.read)
@@ -419,6 +549,13 @@ class Client:
         error.message = self._scrub(error.message)
         if isinstance(error, APIStatusError):
             error.body = _scrub_json(error.body, self._scrub)
+
+    def _url(self, path: str) -> str:
+        # A flow path is relative to base_url, except an absolute URL: the catalog lives at
+        # the origin (/api/models), outside base_url's /v1.
+        if path.startswith(("http://", "https://")):
+            return path
+        return self._options.base_url + path
 
     def _route(self, path: str) -> str:
         return urlsplit(self._options.base_url).path + path
@@ -588,12 +725,13 @@ class Completions:
             body=body,
             attach=_attach,
         )
-        return client._call(
+        result = client._call(
             spec,
             chain,
             timeout=per_call_timeout,
             extra_headers=extra_headers,
         )
+        return client._price(result, chain)
 
     def submit(self, **create_kwargs: Any) -> Future[ChatCompletion]:
         """Run ``create(**create_kwargs)`` on the client's bounded thread pool.
@@ -677,6 +815,10 @@ def _parse_models(response: ResponseLike, model: Optional[str]) -> List[Model]:
     if not isinstance(entries, list):
         raise ValueError("the body has no 'data' list")
     return [Model.from_dict(entry) for entry in entries]
+
+
+def _parse_catalog(response: ResponseLike, model: Optional[str]) -> Tuple[ModelInfo, ...]:
+    return parse_catalog(response.json())
 
 
 class Models:

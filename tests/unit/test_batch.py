@@ -1,0 +1,129 @@
+"""The batch runner's file handling: parsing input lines, reading and repairing the output."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any, List
+
+import pytest
+
+import cometsync
+from cometsync._batch import BatchFileError, parse_line, read_done, run_batch
+from cometsync.testing import FakeClock, ScriptedTransport, completion_body, json_response
+
+MSGS = [{"role": "user", "content": "hi"}]
+
+
+def line(**fields: Any) -> str:
+    return json.dumps(fields)
+
+
+def test_a_valid_line_becomes_create_keywords_with_the_rest_in_extra_body() -> None:
+    """model and messages are create() keywords; every other body key goes to extra_body."""
+    body = {"model": "m", "messages": MSGS, "temperature": 0, "timeout": 3, "stream": False}
+    parsed = parse_line(line(custom_id="x", body=body), 4)
+    assert parsed.error is None and parsed.custom_id == "x" and parsed.line == 4
+    assert parsed.request == {
+        "model": "m",
+        "messages": MSGS,
+        "extra_body": {"temperature": 0, "timeout": 3},
+    }
+
+
+def test_the_default_model_fills_in_and_the_line_model_wins() -> None:
+    """A body without a model takes the default; a body with one keeps it."""
+    without = parse_line(line(body={"messages": MSGS}), 1, default_model="d")
+    with_model = parse_line(line(body={"model": "m", "messages": MSGS}), 1, default_model="d")
+    assert without.request is not None and without.request["model"] == "d"
+    assert with_model.request is not None and with_model.request["model"] == "m"
+
+
+@pytest.mark.parametrize(
+    ("text", "custom_id", "problem"),
+    [
+        ("{oops", "line-7", "line 7: not valid JSON"),
+        ("[1, 2]", "line-7", "expected a JSON object, got list"),
+        (line(custom_id=5, body={}), "line-7", "custom_id must be a non-empty string"),
+        (line(custom_id="c", body="hi"), "c", "'body' must be a JSON object"),
+        (line(custom_id="c", body={"model": "m"}), "c", "no 'messages'"),
+        (line(custom_id="c", body={"messages": MSGS}), "c", "no 'model'"),
+        (line(custom_id="c", body={"model": "m", "messages": MSGS, "stream": True}), "c", "stream"),
+        (line(custom_id="c", url="/v1/embeddings", body={}), "c", "only /v1/chat/completions"),
+        (line(custom_id="c", method="GET", body={}), "c", "method must be POST"),
+    ],
+)
+def test_malformed_lines_name_their_line_and_problem(
+    text: str, custom_id: str, problem: str
+) -> None:
+    """Every kind of malformed line gives an error with its line number, never an exception."""
+    parsed = parse_line(text, 7)
+    assert parsed.request is None
+    assert parsed.custom_id == custom_id
+    assert parsed.error is not None and parsed.error.startswith("line 7: ")
+    assert problem in parsed.error
+
+
+def test_read_done_cuts_only_a_partial_last_line(tmp_path: Path) -> None:
+    """A last line without its newline is removed; complete lines stay byte for byte."""
+    out = tmp_path / "out.jsonl"
+    good = '{"custom_id": "a", "response": {}, "error": null}\n'
+    bad = '{"custom_id": "b", "response": null, "error": {"type": "X"}}\n'
+    out.write_text(good + bad + '{"custom_id": "c", "resp')
+    done = read_done(str(out))
+    assert (done.ids, done.failed, done.dropped_partial_line) == ({"a", "b"}, 1, True)
+    assert out.read_text() == good + bad
+
+
+def test_read_done_refuses_a_corrupt_middle_line_and_changes_nothing(tmp_path: Path) -> None:
+    """A complete line that is not a result line is an error naming it; the file is untouched."""
+    out = tmp_path / "out.jsonl"
+    content = '{"custom_id": "a"}\nnot json\n{"custom_id": "b", "resp'
+    out.write_text(content)
+    with pytest.raises(BatchFileError, match="line 2 is not a result line"):
+        read_done(str(out))
+    assert out.read_text() == content
+
+
+def test_a_missing_output_means_nothing_done(tmp_path: Path) -> None:
+    """Resuming into a file that does not exist yet starts from scratch."""
+    assert read_done(str(tmp_path / "none.jsonl")).ids == set()
+
+
+def make_client(script: List[Any]) -> cometsync.Client:
+    # One worker: the scripted replies are then consumed in input order.
+    return cometsync.Client(
+        api_key="k", transport=ScriptedTransport(script), clock=FakeClock(), max_workers=1
+    )
+
+
+def test_a_set_stop_starts_nothing_new_and_marks_the_run_interrupted(tmp_path: Path) -> None:
+    """With the stop event already set, no request is sent and the summary says interrupted."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(line(custom_id="a", body={"model": "m", "messages": MSGS}) + "\n")
+    out = tmp_path / "out.jsonl"
+    stop = threading.Event()
+    stop.set()
+    summary = run_batch(make_client([]), str(source), str(out), stop=stop)
+    assert summary.interrupted
+    assert out.read_text() == ""
+
+
+def test_results_are_written_in_input_order_with_their_ids(tmp_path: Path) -> None:
+    """Each finished request is written under its own custom_id, one line each."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(line(custom_id=c, body={"model": "m", "messages": MSGS}) + "\n" for c in ("a", "b"))
+    )
+    out = tmp_path / "out.jsonl"
+    script = [
+        json_response(200, completion_body("first")),
+        json_response(200, completion_body("second")),
+    ]
+    summary = run_batch(make_client(script), str(source), str(out))
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["custom_id"] for r in records] == ["a", "b"]
+    contents = [r["response"]["body"]["choices"][0]["message"]["content"] for r in records]
+    assert contents == ["first", "second"]
+    assert (summary.succeeded, summary.failed, summary.unpriced) == (2, 0, 2)
