@@ -207,9 +207,9 @@ def call_flow(
                 verdict,
                 attempt,
                 policy,
-                previous_delay=previous_delay,
-                time_left=None if stop_at is None else stop_at - done_at,
-                has_next_model=has_next,
+                previous_delay,
+                None if stop_at is None else stop_at - done_at,
+                has_next,
             )
             if step.decision == "retry" and not guards.allow_retry(model, done_at):
                 step = demote(verdict, has_next, "retry budget exhausted")

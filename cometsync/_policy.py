@@ -270,14 +270,15 @@ def classify(
     if status >= 500 and not json_error and not isinstance(body, dict) and _looks_html(body):
         hint = hint or "an HTML error page, likely from a proxy in front of the gateway"
     error = status_error(status, headers, body, model=model, hint=hint, retry_after=retry_after)
+    # Positional: this runs once per failed attempt, millions of times in a benchmark sweep.
     return Classification(
-        ok=False,
-        retry=retry,
-        fallback=fallback,
-        error=error,
-        retry_after=retry_after,
-        overloaded=status in (429, 503, 529),
-        rate_limit=parse_rate_limit(headers),
+        False,
+        retry,
+        fallback,
+        error,
+        retry_after,
+        status in (429, 503, 529),
+        parse_rate_limit(headers),
     )
 
 
@@ -305,7 +306,6 @@ def decide(
     verdict: Classification,
     attempt: int,
     policy: RetryPolicy,
-    *,
     previous_delay: Optional[float] = None,
     time_left: Optional[float] = None,
     has_next_model: bool = True,
