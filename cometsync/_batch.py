@@ -9,8 +9,9 @@ Decisions:
 - a line without ``custom_id`` gets ``line-<N>`` (its 1-based line number), stable as long as
   the input file does not change;
 - a malformed line (bad JSON, not an object, bad ``custom_id``/``body``/``url``, no model,
-  ``stream``) becomes an error line of type ``invalid_input`` naming its line number, and the
-  batch goes on;
+  ``stream``), or one the client refuses before sending it (``messages`` not a list, a
+  parameter that is not JSON...), becomes an error line of type ``invalid_input`` naming its
+  line number, and the batch goes on;
 - a duplicate ``custom_id`` (its second and later lines) is reported with its line number,
   counted as a failure, and NOT written: the output keeps each ``custom_id`` once, so joins
   and ``--resume`` stay unambiguous;
@@ -43,7 +44,7 @@ from typing import (
 )
 
 from ._client import Client
-from ._errors import APIError, APIStatusError, CometError
+from ._errors import APIError, APIStatusError, CometError, RequestValidationError
 from ._types import Attempt, ChatCompletion
 
 __all__ = [
@@ -198,7 +199,10 @@ def read_done(path: str, *, repair: bool = True) -> DoneLines:
 
 @dataclass
 class BatchSummary:
-    """Counts of one run; ``previous_*`` describe what the output held before it."""
+    """Counts of one run; ``previous_*`` describe what the output held before it.
+
+    ``skipped`` counts the input lines not run because their custom_id was already there.
+    """
 
     succeeded: int = 0
     failures: Counter[str] = field(default_factory=collections.Counter)
@@ -209,6 +213,7 @@ class BatchSummary:
     unpriced: int = 0
     previous_done: int = 0
     previous_failed: int = 0
+    skipped: int = 0
     interrupted: bool = False
 
     @property
@@ -323,11 +328,16 @@ def run_batch(
     if done.dropped_partial_line:
         report("the output's last line was incomplete (interrupted write); it was removed")
     summary = BatchSummary(previous_done=len(done.ids), previous_failed=done.failed)
-    if on_total is not None:
-        on_total(_count_todo(input_path, done.ids))
-    with open(output_path, "a", encoding="utf-8") as handle:
+    try:
+        # Opened before the first request: an unwritable output costs nothing.
+        handle = open(output_path, "a", encoding="utf-8")  # noqa: SIM115 (closed by the with)
+    except OSError as exc:
+        raise BatchFileError(f"cannot write {output_path}: {exc.strerror or exc}") from None
+    with handle:
+        if on_total is not None:
+            on_total(_count_todo(input_path, done.ids))
         writer = _Writer(handle)
-        in_flight: Deque[str] = collections.deque()
+        in_flight: Deque[Tuple[str, int]] = collections.deque()
 
         def fail(custom_id: str, kind: str, message: str, line: int) -> None:
             summary.failures[kind] += 1
@@ -355,18 +365,22 @@ def run_batch(
                     continue
                 seen.add(parsed.custom_id)
                 if parsed.custom_id in done.ids:
+                    summary.skipped += 1
                     continue
                 if parsed.error is not None:
                     fail(parsed.custom_id, INVALID, parsed.error, number)
                     continue
                 assert parsed.request is not None
-                in_flight.append(parsed.custom_id)
+                in_flight.append((parsed.custom_id, number))
                 yield parsed.request
 
         # In input order, at most 2 x max_workers ahead; requests() is read lazily, so once
         # `stop` is set nothing new starts and what is in flight is still written.
         for outcome in client.chat.completions.map(requests(), return_exceptions=True):
-            custom_id = in_flight.popleft()
+            custom_id, number = in_flight.popleft()
+            if _refused_before_sending(outcome):
+                fail(custom_id, INVALID, f"line {number}: invalid request: {outcome}", number)
+                continue
             if isinstance(outcome, ChatCompletion):
                 summary.succeeded += 1
                 summary.count(outcome.attempts)
@@ -385,6 +399,15 @@ def run_batch(
             if progress is not None:
                 progress(summary)
     return summary
+
+
+def _refused_before_sending(outcome: Outcome) -> bool:
+    """Whether the client rejected the request itself, before any attempt (a bad line)."""
+    if isinstance(outcome, RequestValidationError):
+        return True
+    # Until every client-side check raises RequestValidationError: its own TypeError or
+    # ValueError, which carries no attempts (an error after a send always does).
+    return isinstance(outcome, (TypeError, ValueError)) and not getattr(outcome, "attempts", None)
 
 
 def _count_todo(input_path: str, done: Set[str]) -> int:

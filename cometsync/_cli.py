@@ -2,7 +2,9 @@
 
 Exit codes: 0 success; 1 the request failed (chat, models, estimate); 2 bad usage (argparse's,
 and unusable batch files); 3 missing key or bad configuration; 4 a batch finished with failed
-lines; 128 + the signal number (130 for Ctrl-C) when a batch was interrupted.
+lines; 128 + the signal number when interrupted (130 for Ctrl-C, 143 for SIGTERM); 141 when
+stdout is a pipe closed early (``cometsync models --json | head``), as for a command killed by
+SIGPIPE. An interruption or a closed pipe prints at most one short line, never a traceback.
 
 Settings come from flags first, then ``COMETAPI_KEY`` and ``COMETAPI_BASE_URL``. The API key
 is never printed. ``models`` and ``estimate`` need no key (the catalog route takes none).
@@ -35,6 +37,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
 EXIT_BATCH_FAILURES = 4
+EXIT_INTERRUPTED = 128 + int(signal.SIGINT)
+EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE (signal.SIGPIPE does not exist on Windows)
 
 # models/estimate only read the catalog, which is fetched without the key.
 _CATALOG_ONLY_KEY = "catalog-needs-no-key"
@@ -97,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cometsync",
         description="A resilient command line for CometAPI: retries, model fallback, cost.",
         epilog="exit codes: 0 ok, 1 request failed, 2 bad usage, 3 missing key or bad "
-        "configuration, 4 batch with failed lines, 130 interrupted",
+        "configuration, 4 batch with failed lines, 130 interrupted (128 + the signal number), "
+        "141 stdout closed early",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -347,7 +352,7 @@ class _Progress:
         self._enabled = enabled
 
     def start(self, total: int) -> None:
-        if not self._enabled:
+        if not self._enabled or total == 0:  # nothing to run: an empty bar says nothing
             return
         try:
             # Imported here: tqdm is the [cli] extra, and the core package must not need it.
@@ -440,8 +445,16 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         finally:
             progress.close()
             undo()
-    for line in summary.lines():
-        print(line, file=sys.stderr)
+    if summary.skipped and not (summary.succeeded or summary.failed or summary.interrupted):
+        failed = f" ({summary.previous_failed} failed)" if summary.previous_failed else ""
+        print(
+            f"nothing to do: all {summary.skipped} custom_ids of {args.input} are already "
+            f"in {args.output}{failed}",
+            file=sys.stderr,
+        )
+    else:
+        for line in summary.lines():
+            print(line, file=sys.stderr)
     if summary.interrupted:
         _err(
             f"interrupted; every finished line is in {args.output}. Resume with:\n"
@@ -485,10 +498,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     _setup_logging(args.verbose)
     try:
-        return int(args.run(args))
+        code = int(args.run(args))
+        sys.stdout.flush()  # here, so a closed pipe is caught below, not at interpreter exit
+        return code
     except ConfigError as error:
         _err(str(error))
         return EXIT_CONFIG
     except RequestValidationError as error:
         _err(f"invalid request: {error}")
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull: the reader left, and the flush at exit must not fail again.
+
+    The recipe of the ``signal`` module's documentation ("Note on SIGPIPE").
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (embedded, captured): nothing to flush
+        pass

@@ -310,3 +310,103 @@ def test_batch_runs_without_tqdm_after_a_one_line_note(sim: Simulator, tmp_path:
     assert proc.returncode == 0, proc.stderr
     assert "no progress bar: install cometsync[cli]" in proc.stderr
     assert [r["custom_id"] for r in read_output(out)] == ["a"]
+
+
+# -- fixes from the cold-start review ---------------------------------------------------------
+
+
+def test_batch_output_in_a_missing_directory_is_a_usage_error_before_any_request(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """An unwritable output exits 2 with one 'cannot write' line, and nothing is sent."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(request_line("a") + "\n")
+    out = tmp_path / "missing" / "out.jsonl"
+    proc = cli("batch", str(source), "-o", str(out), "-m", "cheap", sim=sim)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"cometsync: cannot write {out}: ")
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert sim.journal() == []
+
+
+def test_batch_line_the_client_refuses_is_an_invalid_input_line(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A body the client refuses before sending is an invalid_input line; the rest still run."""
+    source = tmp_path / "in.jsonl"
+    bad = {"custom_id": "bad", "body": {"model": "cheap", "messages": "hi"}}
+    source.write_text(request_line("a") + "\n" + json.dumps(bad) + "\n" + request_line("b") + "\n")
+    out = tmp_path / "out.jsonl"
+    proc = cli("batch", str(source), "-o", str(out), "--no-progress", sim=sim)
+    assert proc.returncode == 4, proc.stderr
+    records = {r["custom_id"]: r for r in read_output(out)}
+    assert records["bad"]["error"]["type"] == "invalid_input"
+    assert records["bad"]["error"]["line"] == 2
+    assert records["bad"]["error"]["message"].startswith("line 2: invalid request: ")
+    assert "line 2: invalid request: " in proc.stderr
+    assert records["a"]["error"] is None and records["b"]["error"] is None
+    assert "2 succeeded, 1 failed (invalid_input: 1)" in proc.stderr
+
+
+def _wait_for_request(sim: Simulator, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 10
+    while not any(r["route"] == "/v1/chat/completions" for r in sim.journal()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_ctrl_c_during_chat_prints_one_line_and_exits_130(stream: bool) -> None:
+    """SIGINT while a chat call waits exits 130 with one short stderr line, no traceback."""
+    slow = {"latency_ms": 5000, "ttft_ms": 5000}
+    with Simulator(scenario(cheap=slow), seed=3) as sim:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cometsync", "chat", "hi", "-m", "cheap"]
+            + (["--stream"] if stream else []),
+            env=env_for(sim),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _wait_for_request(sim, proc)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 130, stderr
+    assert stderr == "cometsync: interrupted\n"
+
+
+def test_a_closed_stdout_pipe_exits_141_without_a_traceback(sim: Simulator) -> None:
+    """`models --json | head -c 300`: the reader leaves early; no traceback, exit 141."""
+    # Well over a pipe's 64 KiB buffer, so the writer is still writing when the reader leaves.
+    wide = {"pricing": PRICES["cheap"], "provider": "P" * 2000}
+    many = {f"model-{i:03d}": wide for i in range(90)}
+    with Simulator(scenario(**many), seed=3) as big:
+        with subprocess.Popen(
+            [sys.executable, "-m", "cometsync", "models", "--json"],
+            env=env_for(big, key=None),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            head = proc.stdout.read(300)
+            proc.stdout.close()
+            stderr = proc.stderr.read().decode()
+            proc.wait(timeout=10)
+    assert len(head) == 300
+    assert proc.returncode == 141, stderr
+    assert stderr == ""
+
+
+def test_resume_with_nothing_left_says_so_without_a_progress_bar(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """--resume on a finished output prints one 'nothing to do' line and no empty bar."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(request_line("a") + "\n" + request_line("b") + "\n")
+    out = tmp_path / "out.jsonl"
+    assert cli("batch", str(source), "-o", str(out), sim=sim).returncode == 0
+    before = out.read_text()
+    again = cli("batch", str(source), "-o", str(out), "--resume", sim=sim)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr == f"nothing to do: all 2 custom_ids of {source} are already in {out}\n"
+    assert out.read_text() == before
