@@ -447,8 +447,7 @@ class Core:
                 return self._method(seq, now, key, route, "GET")
             return self._record(self._catalog(query, seq), seq, now, key, None, route, False, "ok")
         if not route.startswith("/v1/"):
-            reply = self._error(404, seq, f"no route {route}", code="not_found")
-            return self._record(reply, seq, now, key, None, route, False, "not_found")
+            return self._unknown_url(seq, now, key, method, route)
         problem = self._auth_problem(key)
         if problem is not None:
             return self._record(
@@ -462,8 +461,7 @@ class Core:
             if method != "GET":
                 return self._method(seq, now, key, route, "GET")
             return self._models_route(seq, now, key, route)
-        reply = self._error(404, seq, f"no route {route}", code="not_found")
-        return self._record(reply, seq, now, key, None, route, False, "not_found")
+        return self._unknown_url(seq, now, key, method, route)
 
     def finish(self, reply: Reply, now: float, *, delivered: bool = True) -> None:
         """End a reply's time in flight; ``delivered=False`` marks it unanswered in the journal.
@@ -532,6 +530,16 @@ class Core:
             headers={"content-type": _JSON, "x-request-id": rid},
             cause=cause,
         )
+
+    def _unknown_url(
+        self, seq: int, now: float, key: Optional[str], method: str, route: str
+    ) -> Reply:
+        """A 404 a client can tell from an unknown model (a base URL without ``/v1``...)."""
+        rid = self._request_id(seq)
+        payload = wire.unknown_url_envelope(method, route[:200])
+        hdrs = {"content-type": _JSON, "x-request-id": rid}
+        reply = Reply(404, payload, headers=hdrs, cause="not_found")
+        return self._record(reply, seq, now, key, None, route, False, "not_found")
 
     def _method(self, seq: int, now: float, key: Optional[str], route: str, allowed: str) -> Reply:
         reply = self._error(405, seq, f"method not allowed on {route}", code="method_not_allowed")
@@ -916,7 +924,7 @@ class Core:
             if route == "/_sim/stats":
                 return Reply(200, self.stats(), headers=hdrs, cause="admin")
             if route == "/_sim/scenario":
-                return Reply(200, self._scenario.to_summary(), headers=hdrs, cause="admin")
+                return Reply(200, self._summary(), headers=hdrs, cause="admin")
             with self._lock:
                 uptime = now - self._t0 if self._origin_set else 0.0
             health = {"status": "ok", "uptime": round(uptime, 3), "seed": self.seed}
@@ -933,13 +941,17 @@ class Core:
                 self.set_scenario(parse_scenario(data), now)
             except ScenarioError as exc:
                 return self._admin_error(400, str(exc), "invalid_scenario", exc.path or None)
-            return Reply(200, {"ok": True, **self._scenario.to_summary()}, headers=hdrs)
+            return Reply(200, {"ok": True, **self._summary()}, headers=hdrs)
         allowed = "GET" if route in gets and route not in posts else "POST"
         if route == "/_sim/scenario":
             allowed = "GET, POST"
         reply = self._admin_error(405, f"method not allowed on {route}", "method_not_allowed")
         reply.headers["allow"] = allowed
         return reply
+
+    def _summary(self) -> Dict[str, Any]:
+        """The scenario's summary with the seed in force, as ``/_sim/health`` reports it."""
+        return {**self._scenario.to_summary(), "seed": self.seed}
 
     @staticmethod
     def _admin_error(status: int, message: str, code: str, param: Optional[str] = None) -> Reply:

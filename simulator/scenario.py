@@ -109,12 +109,16 @@ class Outage:
 
 @dataclass(frozen=True)
 class Pricing:
-    """Catalog prices; ``input``/``output`` are per million tokens."""
+    """Catalog prices; ``input``/``output`` are per million tokens.
 
-    input: float = 0.0
-    output: float = 0.0
-    per_request: float = 0.0
-    per_second: float = 0.0
+    A price the scenario does not give is None, served as ``null`` like CometAPI's own
+    catalog: clients must see it as unknown (or not charged that way), never as free.
+    """
+
+    input: Optional[float] = None
+    output: Optional[float] = None
+    per_request: Optional[float] = None
+    per_second: Optional[float] = None
     currency: str = "USD / M Tokens"
 
 

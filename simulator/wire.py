@@ -110,6 +110,18 @@ def error_envelope(
     }
 
 
+def unknown_url_envelope(method: str, route: str) -> Dict[str, Any]:
+    """OpenAI's body for a route that does not exist: no code, so never "model not found"."""
+    return {
+        "error": {
+            "message": f"Invalid URL ({method} {route})",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    }
+
+
 def estimate_prompt_tokens(messages: Sequence[Any]) -> int:
     """About one token per four characters of content, plus a few per message."""
     chars = 0
@@ -263,8 +275,9 @@ def models_catalog(scenario: Scenario, page: int, page_size: int) -> Dict[str, A
             {
                 "id": spec.id,
                 "provider": spec.provider,
-                "model_type": "llm",
-                "features": ["chat", "stream"],
+                # As CometAPI lists its chat models.
+                "model_type": "text",
+                "features": ["text-to-text"],
                 "pricing": {
                     "currency": spec.pricing.currency,
                     "input": spec.pricing.input,
@@ -272,7 +285,7 @@ def models_catalog(scenario: Scenario, page: int, page_size: int) -> Dict[str, A
                     "per_request": spec.pricing.per_request,
                     "per_second": spec.pricing.per_second,
                 },
-                "api_doc_url": "https://api.cometapi.com/doc",
+                "api_doc_url": "https://apidoc.cometapi.com/api/text/chat",
             }
             for spec in window
         ],

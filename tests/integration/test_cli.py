@@ -410,3 +410,19 @@ def test_resume_with_nothing_left_says_so_without_a_progress_bar(
     assert again.returncode == 0, again.stderr
     assert again.stderr == f"nothing to do: all 2 custom_ids of {source} are already in {out}\n"
     assert out.read_text() == before
+
+
+def test_a_model_the_catalog_does_not_price_costs_unknown_not_zero(tmp_path: Path) -> None:
+    """Without a price in the scenario, chat -v and batch report the cost unknown, never $0."""
+    with Simulator(scenario(unpriced={}), seed=3) as sim:
+        chat = cli("chat", "hi", "-m", "unpriced", "-v", sim=sim)
+        source = tmp_path / "in.jsonl"
+        source.write_text(request_line("a", model="unpriced") + "\n")
+        out = tmp_path / "out.jsonl"
+        batch = cli("batch", str(source), "-o", str(out), "--no-progress", sim=sim)
+    assert chat.returncode == 0, chat.stderr
+    assert "answered by unpriced; cost unknown" in chat.stderr
+    assert batch.returncode == 0, batch.stderr
+    assert "cost unknown for 1 successful requests" in batch.stderr
+    assert "$0.000000" not in batch.stderr
+    assert read_output(out)[0]["response"]["cost"] is None

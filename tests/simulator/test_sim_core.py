@@ -451,3 +451,53 @@ def test_format_duration_matches_openai_style() -> None:
         "6m0s",
         "1m1.25s",
     ]
+
+
+def test_catalog_lists_chat_models_as_cometapi_does() -> None:
+    """Chat models are model_type "text" with the "text-to-text" feature, as in CometAPI's list."""
+    entries = Core("healthy").handle("GET", "/api/models", {}, b"", 0).payload["data"]
+    assert entries and all(m["model_type"] == "text" for m in entries)
+    assert all(m["features"] == ["text-to-text"] for m in entries)
+
+
+def test_prices_the_scenario_does_not_give_are_null_never_zero() -> None:
+    """A model without pricing, or a missing field, is listed with null prices, not 0.0."""
+    core = Core({"models": {"free?": {}, "half": {"pricing": {"input": 0.5}}}})
+    prices = {
+        m["id"]: m["pricing"] for m in core.handle("GET", "/api/models", {}, b"", 0).payload["data"]
+    }
+    unset = {"input": None, "output": None, "per_request": None, "per_second": None}
+    assert {k: v for k, v in prices["free?"].items() if k != "currency"} == unset
+    assert {k: v for k, v in prices["half"].items() if k != "currency"} == {**unset, "input": 0.5}
+    preset = Core("healthy").handle("GET", "/api/models", {}, b"", 0).payload["data"]
+    assert all(m["pricing"]["input"] > 0 and m["pricing"]["output"] > 0 for m in preset)
+
+
+@pytest.mark.parametrize("scenario_seed", [None, 5])
+@pytest.mark.parametrize("override", [None, 9])
+def test_scenario_and_health_report_the_same_effective_seed(
+    scenario_seed: Optional[int], override: Optional[int]
+) -> None:
+    """/_sim/scenario, its POST answer and /_sim/health all show the seed in force."""
+    core = Core({"seed": scenario_seed, "models": {"m1": {}}}, override)
+    health = core.handle("GET", "/_sim/health", {}, b"", 0).payload["seed"]
+    assert health == core.seed
+    assert core.handle("GET", "/_sim/scenario", {}, b"", 0).payload["seed"] == health
+    posted = json.dumps({"seed": scenario_seed, "models": {"m2": {}}}).encode()
+    answer = core.handle("POST", "/_sim/scenario", {}, posted, 0).payload
+    assert answer["seed"] == core.handle("GET", "/_sim/health", {}, b"", 0).payload["seed"]
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/chat/completions"), ("GET", "/v1/nope")])
+def test_an_unknown_url_gets_openais_invalid_url_404(method: str, path: str) -> None:
+    """An unknown route answers OpenAI's 404 body, which never says "model not found"."""
+    reply = Core({"models": {"m1": {}}}).handle(method, path + "?x=1", AUTH, b"{}", 0)
+    assert reply.status == 404
+    assert reply.payload == {
+        "error": {
+            "message": f"Invalid URL ({method} {path})",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    }
