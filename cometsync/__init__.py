@@ -33,6 +33,7 @@ from ._errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    RequestTypeError,
     RequestValidationError,
     UnprocessableEntityError,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "Protections",
     "ProtectiveGuards",
     "RateLimitError",
+    "RequestTypeError",
     "RequestValidationError",
     "RequestsTransport",
     "Response",

@@ -44,7 +44,13 @@ from ._catalog import (
     parse_catalog,
 )
 from ._clock import SYSTEM_CLOCK, Clock
-from ._errors import APIError, APIStatusError, ConfigError, RequestValidationError
+from ._errors import (
+    APIError,
+    APIStatusError,
+    ConfigError,
+    RequestTypeError,
+    RequestValidationError,
+)
 from ._flow import CallSpec, Send, Sleep, call_flow
 from ._guards import Guards, Protections
 from ._metrics import log_attempt
@@ -114,6 +120,15 @@ class _Shared:
             return self.executor
 
 
+def _with_max_retries(retry: Any, max_retries: Optional[int]) -> Any:
+    """openai-python's ``max_retries=`` shortcut: the policy (or the default) with that count."""
+    if max_retries is None:
+        return retry
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        return retry  # _make_options names the bad policy
+    return dataclasses.replace(retry or RetryPolicy(), max_retries=max_retries)
+
+
 def _check_model_list(value: Any, name: str) -> Tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
         raise ConfigError(f"{name} must be a list of model ids, got {value!r}")
@@ -164,6 +179,8 @@ class Client:
             on the first call, so every ``ChatCompletion`` carries its ``cost``. Without it,
             ``cost`` is known once ``catalog()`` or ``estimate_cost()`` has loaded the catalog.
         catalog_ttl: seconds the catalog is kept before it is fetched again.
+        max_retries: openai-python's shortcut: ``retry`` (or the default policy) with this
+            many retries per model.
 
     Once prices are known, each priced call is reported to the ``on_attempt`` hook's
     ``add_cost(model, usd)`` when it has one (``MetricsRecorder`` does), and a fallback model
@@ -192,7 +209,10 @@ class Client:
         protections: Optional[Protections] = None,
         price_calls: bool = False,
         catalog_ttl: float = DEFAULT_CATALOG_TTL,
+        max_retries: Optional[int] = None,
     ) -> None:
+        if api_key is not None and not isinstance(api_key, str):
+            raise ConfigError(f"api_key must be a string, got {type(api_key).__name__}")
         key = api_key if api_key is not None else os.environ.get("COMETAPI_KEY")
         if not isinstance(key, str) or not key.strip():
             raise ConfigError(
@@ -215,7 +235,7 @@ class Client:
             api_key=key.strip(),
             base_url=url or DEFAULT_BASE_URL,
             fallback_models=fallback_models,
-            retry=retry,
+            retry=_with_max_retries(retry, max_retries),
             timeout=timeout,
             deadline=deadline,
             on_attempt=on_attempt,
@@ -573,7 +593,7 @@ def _scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
 
 def _validate_messages(messages: Any) -> None:
     if isinstance(messages, (str, bytes)) or not isinstance(messages, (list, tuple)):
-        raise TypeError(
+        raise RequestTypeError(
             f"messages must be a list of {{'role': ..., 'content': ...}} dicts, "
             f"got {type(messages).__name__}"
         )
@@ -581,7 +601,7 @@ def _validate_messages(messages: Any) -> None:
         raise RequestValidationError("messages must not be empty")
     for i, message in enumerate(messages):
         if not isinstance(message, Mapping):
-            raise TypeError(f"messages[{i}] must be a dict, got {type(message).__name__}")
+            raise RequestTypeError(f"messages[{i}] must be a dict, got {type(message).__name__}")
         role = message.get("role")
         if not isinstance(role, str) or not role:
             raise RequestValidationError(f"messages[{i}] needs a non-empty string 'role'")
@@ -591,15 +611,64 @@ def _validate_messages(messages: Any) -> None:
                 continue
             raise RequestValidationError(f"messages[{i}] ({role}) needs a 'content' key")
         if content is not None and not isinstance(content, (str, list)):
-            raise TypeError(
+            raise RequestTypeError(
                 f"messages[{i}].content must be a string, a list of parts or None, "
                 f"got {type(content).__name__}"
             )
 
 
+# Client settings an openai-python user may pass to create(); sent as body fields they would
+# be silently ignored by the gateway, so they are refused with the way to set them.
+_CLIENT_SETTINGS = frozenset(
+    {
+        "api_key",
+        "base_url",
+        "catalog_ttl",
+        "clock",
+        "deadline",
+        "default_headers",
+        "guards",
+        "max_retries",
+        "max_workers",
+        "on_attempt",
+        "price_calls",
+        "protections",
+        "retry",
+        "session",
+        "transport",
+    }
+)
+
+
+def _refuse_client_settings(params: Mapping[str, Any]) -> None:
+    for name in params:
+        if name in _CLIENT_SETTINGS:
+            raise RequestTypeError(
+                f"create() got {name}=, a client setting that would be sent to the gateway as "
+                f"a body field; use client.with_options({name}=...) for this call instead"
+            )
+        if name == "fallback_model":
+            raise RequestTypeError("create() got fallback_model=; did you mean fallback_models=?")
+
+
+def _check_json(body: Mapping[str, Any]) -> None:
+    """The body must be strict JSON (no NaN/Infinity); name the parameter that is not."""
+    try:
+        json.dumps(body, allow_nan=False)
+    except (TypeError, ValueError):
+        for key, value in body.items():
+            try:
+                json.dumps(value, allow_nan=False)
+            except TypeError as exc:
+                raise RequestTypeError(f"{key} is not JSON-serialisable: {exc}") from None
+            except ValueError as exc:
+                raise RequestValidationError(f"{key} is not valid JSON: {exc}") from None
+        raise
+
+
 def _chain(model: Any, fallback: Sequence[str]) -> Tuple[str, ...]:
     if not isinstance(model, str):
-        raise TypeError(f"model must be a string, got {type(model).__name__}")
+        raise RequestTypeError(f"model must be a string, got {type(model).__name__}")
     if not model.strip():
         raise RequestValidationError("model must be a non-empty model id")
     seen: List[str] = []
@@ -688,6 +757,7 @@ class Completions:
             APIError: the chain failed; the last error, with ``.attempts``.
         """
         client = self._client
+        _refuse_client_settings(params)
         fallback = (
             client._options.fallback_models
             if fallback_models is None
@@ -696,16 +766,13 @@ class Completions:
         chain = _chain(model, fallback)
         _validate_messages(messages)
         if not isinstance(stream, bool):
-            raise TypeError(f"stream must be True or False, got {stream!r}")
+            raise RequestTypeError(f"stream must be True or False, got {stream!r}")
         body: Dict[str, Any] = {"messages": list(messages), **params}
         if extra_body:
             body.update(extra_body)
         body.pop("model", None)
         _check_stream_fields(body, stream)
-        try:
-            json.dumps(body)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"the request is not JSON-serialisable: {exc}") from None
+        _check_json(body)
         per_call_timeout = None if timeout is None else Timeout.coerce(timeout)
         if stream:
             stream_call = stream_spec(

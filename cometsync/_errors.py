@@ -5,7 +5,8 @@
     CometError                         base of everything cometsync raises on purpose
     ├── ConfigError (ValueError)       bad client settings: missing key, bad base_url, bad policy
     ├── RequestValidationError (ValueError)
-    │                                  a request that cannot be valid, caught before any traffic
+    │   │                              a request that cannot be valid, caught before any traffic
+    │   └── RequestTypeError (TypeError)  ... because an argument has the wrong type
     └── APIError                       the gateway could not give a usable answer
         ├── APIConnectionError         no response: refused, reset, DNS, broken body
         │   └── APITimeoutError        connect/read timeout, or the call's deadline ran out
@@ -50,6 +51,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RequestTypeError",
     "RequestValidationError",
     "UnprocessableEntityError",
     "status_error",
@@ -66,6 +68,10 @@ class ConfigError(CometError, ValueError):
 
 class RequestValidationError(CometError, ValueError):
     """A request that cannot be valid; raised before anything is sent."""
+
+
+class RequestTypeError(RequestValidationError, TypeError):
+    """A request argument of the wrong type (``messages="hi"``); also a ``TypeError``."""
 
 
 class APIError(CometError):

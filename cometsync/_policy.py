@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 BASE_URL_HINT = (
-    "The answer is not the gateway's JSON: check base_url (it should end in /v1, "
+    "This looks like a wrong URL, not a model problem: check base_url (it should end in /v1, "
     "e.g. https://api.cometapi.com/v1)"
 )
 _INVALID_REQUEST_CODES = frozenset({"invalid_request", "invalid_request_error"})
@@ -250,8 +250,10 @@ def classify(
         location = headers.get("location")
         hint = BASE_URL_HINT + (f"; the server redirects to {location}" if location else "")
     elif status == 404:
-        fallback = json_error  # unknown model: another may exist; an HTML 404 is a wrong URL
-        if not json_error:
+        # Unknown model: another may exist. Any other 404 (an HTML page, or a JSON
+        # "Invalid URL" as OpenAI sends for a wrong path) means base_url is wrong.
+        fallback = json_error and _names_model(body)
+        if not fallback:
             hint = f"{BASE_URL_HINT}; requested {outcome.url}"
     elif status in (400, 401, 403, 422):
         pass  # malformed or unauthorised: no retry and no fallback may hide it
@@ -280,6 +282,15 @@ def classify(
         status in (429, 503, 529),
         parse_rate_limit(headers),
     )
+
+
+def _names_model(body: Any) -> bool:
+    """Whether a 404's JSON error is about the model (``model_not_found``, "model ... not")."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return isinstance(err, str) and "model" in err.lower()
+    code = str(err.get("code") or "")
+    return "model" in code or "model" in str(err.get("message") or "").lower()
 
 
 def _error_code(body: Any) -> FrozenSet[str]:

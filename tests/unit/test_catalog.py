@@ -310,7 +310,13 @@ def test_cost_is_none_until_the_catalog_is_known_then_attached() -> None:
 def test_cost_uses_the_model_that_answered_after_a_fallback() -> None:
     """When the fallback answers, the call is priced at the fallback's prices."""
     client, _ = make(
-        [json_response(200, CATALOG), json_response(404, {"error": "no"}), ok("m3")],
+        [
+            json_response(200, CATALOG),
+            json_response(
+                404, {"error": {"message": "model m2 not found", "code": "model_not_found"}}
+            ),
+            ok("m3"),
+        ],
         fallback_models=["m3"],
     )
     client.catalog()

@@ -597,3 +597,51 @@ def test_exception_tree_matches_the_contract() -> None:
         c.InternalServerError,
     ):
         assert issubclass(sub, c.APIStatusError) and issubclass(sub, c.APIError)
+
+
+@pytest.mark.parametrize("name", ["deadline", "max_retries", "retry", "on_attempt", "api_key"])
+def test_client_settings_passed_to_create_are_refused_not_sent(name: str) -> None:
+    """A client setting given to create() would be a silent body field; it is refused, named."""
+    client, transport, _ = make([])
+    with pytest.raises(cometsync.RequestValidationError, match=f"with_options\\({name}="):
+        create(client, **{name: 1})
+    assert transport.requests == []
+
+
+def test_fallback_model_typo_is_caught() -> None:
+    """fallback_model= (singular) is a typo for fallback_models=, not a body field."""
+    client, transport, _ = make([])
+    with pytest.raises(TypeError, match="fallback_models"):
+        create(client, fallback_model="m2")
+    assert transport.requests == []
+
+
+def test_every_invalid_request_is_a_comet_error_and_keeps_its_builtin() -> None:
+    """Wrong types are RequestTypeError: a CometError, a RequestValidationError and a TypeError."""
+    client, _, _ = make([])
+    for bad in ({"messages": "hi"}, {"model": None}, {"temperature": object()}):
+        with pytest.raises(cometsync.RequestTypeError) as info:
+            create(client, **bad)
+        assert isinstance(info.value, TypeError)
+        assert isinstance(info.value, cometsync.CometError)
+
+
+def test_nan_parameters_are_refused_before_sending() -> None:
+    """NaN is not JSON; it would reach the gateway as a non-standard token. The error names it."""
+    client, transport, _ = make([])
+    with pytest.raises(cometsync.RequestValidationError, match="temperature"):
+        create(client, temperature=float("nan"))
+    assert transport.requests == []
+
+
+def test_client_max_retries_is_the_openai_style_shortcut() -> None:
+    """Client(max_retries=4) keeps the default backoff with four retries per model."""
+    client = cometsync.Client(api_key=KEY, max_retries=4, transport=ScriptedTransport([]))
+    assert client.retry.max_retries == 4
+    assert client.retry.backoff == cometsync.RetryPolicy().backoff
+
+
+def test_a_non_string_key_is_named_as_such() -> None:
+    """api_key=123 says the key must be a string, not that there is no key."""
+    with pytest.raises(cometsync.ConfigError, match="must be a string"):
+        cometsync.Client(api_key=123)  # type: ignore[arg-type]

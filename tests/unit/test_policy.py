@@ -218,3 +218,27 @@ def test_bad_policy_settings_raise_config_error(kwargs: Dict[str, Any]) -> None:
     """RetryPolicy validates its fields and names the problem."""
     with pytest.raises(cometsync.ConfigError, match="RetryPolicy"):
         RetryPolicy(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        err(None, "Invalid URL (POST /chat/completions)"),
+        {"error": {"message": "no route", "code": "unknown_url"}},
+        {"error": "not found"},
+    ],
+)
+def test_json_404_that_names_no_model_is_a_wrong_url(body: Dict[str, Any]) -> None:
+    """OpenAI answers a wrong path with a JSON 404 too: only one naming a model falls back."""
+    v = cls(404, body)
+    assert (v.retry, v.fallback) == (False, False)
+    assert v.error is not None and "base_url" in str(v.error)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [err("model_not_found"), err(None, "The model `x` does not exist"), {"error": "model gone"}],
+)
+def test_json_404_naming_the_model_falls_back(body: Dict[str, Any]) -> None:
+    """A code or message about the model means another model of the chain may answer."""
+    assert cls(404, body).fallback
