@@ -378,7 +378,7 @@ def run_batch(
         # `stop` is set nothing new starts and what is in flight is still written.
         for outcome in client.chat.completions.map(requests(), return_exceptions=True):
             custom_id, number = in_flight.popleft()
-            if _refused_before_sending(outcome):
+            if isinstance(outcome, RequestValidationError):  # refused before any attempt
                 fail(custom_id, INVALID, f"line {number}: invalid request: {outcome}", number)
                 continue
             if isinstance(outcome, ChatCompletion):
@@ -399,15 +399,6 @@ def run_batch(
             if progress is not None:
                 progress(summary)
     return summary
-
-
-def _refused_before_sending(outcome: Outcome) -> bool:
-    """Whether the client rejected the request itself, before any attempt (a bad line)."""
-    if isinstance(outcome, RequestValidationError):
-        return True
-    # Until every client-side check raises RequestValidationError: its own TypeError or
-    # ValueError, which carries no attempts (an error after a send always does).
-    return isinstance(outcome, (TypeError, ValueError)) and not getattr(outcome, "attempts", None)
 
 
 def _count_todo(input_path: str, done: Set[str]) -> int:
