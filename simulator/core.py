@@ -611,13 +611,16 @@ class Core:
 
     def _catalog(self, query: str, seq: int) -> Reply:
         params = parse_qs(query)
-        try:
-            page = int(params.get("page", ["1"])[0])
-            size = int(params.get("page_size", ["100"])[0])
-        except ValueError:
-            return self._error(400, seq, "page and page_size must be integers", param="page")
-        if page < 1 or not 1 <= size <= 1000:
-            return self._error(400, seq, "page must be >= 1, page_size 1..1000", param="page")
+        if "page" not in params and "page_size" not in params:
+            page, size = 0, 0  # as CometAPI answers: every model at once, page 0, page_size 0
+        else:
+            try:
+                page = int(params.get("page", ["1"])[0])
+                size = int(params.get("page_size", ["100"])[0])
+            except ValueError:
+                return self._error(400, seq, "page and page_size must be integers", param="page")
+            if page < 1 or not 1 <= size <= 1000:
+                return self._error(400, seq, "page must be >= 1, page_size 1..1000", param="page")
         rid = self._request_id(seq)
         payload = wire.models_catalog(self._scenario, page, size)
         return Reply(200, payload, headers={"content-type": _JSON, "x-request-id": rid})

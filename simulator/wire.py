@@ -263,9 +263,12 @@ def model_object(spec: ModelSpec) -> Dict[str, Any]:
 
 
 def models_catalog(scenario: Scenario, page: int, page_size: int) -> Dict[str, Any]:
-    """``GET /api/models``: the CometAPI catalog envelope, one entry per scenario model."""
+    """``GET /api/models``: the CometAPI catalog envelope, one entry per scenario model.
+
+    ``page_size`` 0 means every model (CometAPI's own answer: ``page: 0, page_size: 0``).
+    """
     specs = list(scenario.models.values())
-    window = specs[(page - 1) * page_size : page * page_size]
+    window = specs if page_size == 0 else specs[(page - 1) * page_size : page * page_size]
     return {
         "success": True,
         "page": page,

@@ -501,3 +501,12 @@ def test_an_unknown_url_gets_openais_invalid_url_404(method: str, path: str) -> 
             "code": None,
         }
     }
+
+
+def test_catalog_without_paging_lists_every_model_as_cometapi_does() -> None:
+    """No page parameters: every model at once, page 0 and page_size 0, even past 100 models."""
+    models = {f"m{i:03d}": {"pricing": {"input": 1, "output": 2}} for i in range(150)}
+    core = Core({"models": models})
+    catalog = core.handle("GET", "/api/models", {}, b"", 0).payload
+    assert (catalog["page"], catalog["page_size"], catalog["total"]) == (0, 0, 150)
+    assert len(catalog["data"]) == 150
