@@ -106,17 +106,20 @@ class RetryBudget:
             SRE book's ratio, also refused retries a merely flaky gateway (~18 % of calls
             failing independently) needed, and did worse in every benchmark scenario.
         min_retries: retries always allowed per window, so a lone call on a quiet client
-            keeps its full ``max_retries`` on every model of its chain.
+            keeps its full ``max_retries`` on every model of its chain. None (the default)
+            means ``max(10, max_workers)``: one retry per worker, so a first burst as large
+            as the pool, all failing at once (a concurrency cap), may each retry once.
         window: seconds of history counted (Finagle's budget uses 10 s too).
     """
 
     ratio: float = 0.2
-    min_retries: int = 10
+    min_retries: Optional[int] = None
     window: float = 10.0
 
     def __post_init__(self) -> None:
         _positive("RetryBudget", "ratio", self.ratio, zero=True)
-        _positive("RetryBudget", "min_retries", self.min_retries, zero=True)
+        if self.min_retries is not None:
+            _positive("RetryBudget", "min_retries", self.min_retries, zero=True)
         _positive("RetryBudget", "window", self.window)
 
 
@@ -239,8 +242,9 @@ class Protections:
 class _BudgetState:
     """Calls and retries counted in ten slices of the window (constant memory)."""
 
-    def __init__(self, config: RetryBudget) -> None:
+    def __init__(self, config: RetryBudget, ceiling: int) -> None:
         self.config = config
+        self.floor = max(10, ceiling) if config.min_retries is None else config.min_retries
         self._slice = config.window / 10.0
         self._slices: Deque[List[float]] = deque()  # [slice index, calls, retries]
         self.refused = 0
@@ -262,7 +266,7 @@ class _BudgetState:
 
     def allow(self, now: float) -> bool:
         calls, retries = self.totals(now)
-        if retries + 1 > self.config.ratio * calls + self.config.min_retries:
+        if retries + 1 > self.config.ratio * calls + self.floor:
             self.refused += 1
             return False
         self._current(now)[2] += 1
@@ -270,7 +274,7 @@ class _BudgetState:
 
     def snapshot(self, now: float) -> Dict[str, Any]:
         calls, retries = self.totals(now)
-        allowed = self.config.ratio * calls + self.config.min_retries
+        allowed = self.config.ratio * calls + self.floor
         return {
             "calls": int(calls),
             "retries": int(retries),
@@ -483,7 +487,9 @@ class ProtectiveGuards(Guards):
         self.protections = protections
         self._clock = clock
         self._cond = threading.Condition(threading.Lock())
-        self._budget = None if protections.budget is None else _BudgetState(protections.budget)
+        self._budget = (
+            None if protections.budget is None else _BudgetState(protections.budget, ceiling)
+        )
         self._limiter = (
             None if protections.limiter is None else _LimiterState(protections.limiter, ceiling)
         )

@@ -392,3 +392,16 @@ def test_parse_rate_limit_needs_all_three_headers() -> None:
     assert info is not None and info.seconds_per_request == pytest.approx(0.2)
     assert parse_rate_limit({**headers, "x-ratelimit-remaining-requests": "x"}) is None
     assert parse_rate_limit({"x-ratelimit-limit-requests": "300"}) is None
+
+
+def test_budget_floor_defaults_to_one_retry_per_worker() -> None:
+    """A pool of 16 whose first burst all fails may retry each call once; 10 is the least floor."""
+    clock = FakeClock()
+    budget = RetryBudget(ratio=0.0, window=10.0)
+    big = guards(Protections(budget=budget, limiter=None, cooldown=None), ceiling=16, clock=clock)
+    assert sum(big.allow_retry("m1", clock.monotonic()) for _ in range(20)) == 16
+    small = guards(Protections(budget=budget, limiter=None, cooldown=None), ceiling=4, clock=clock)
+    assert sum(small.allow_retry("m1", clock.monotonic()) for _ in range(20)) == 10
+    fixed = RetryBudget(ratio=0.0, min_retries=3)
+    g = guards(Protections(budget=fixed, limiter=None, cooldown=None), ceiling=16, clock=clock)
+    assert sum(g.allow_retry("m1", clock.monotonic()) for _ in range(20)) == 3
