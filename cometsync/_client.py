@@ -48,6 +48,7 @@ from ._errors import (
     APIError,
     APIStatusError,
     ConfigError,
+    PoolTimeoutError,
     RequestTypeError,
     RequestValidationError,
 )
@@ -218,6 +219,11 @@ class Client:
             raise ConfigError(
                 "no API key: pass api_key=... or set the COMETAPI_KEY environment variable"
             )
+        stripped = key.strip()
+        if not (stripped.isascii() and stripped.isprintable()) or " " in stripped:
+            # Never echo it: a key pasted with a newline would otherwise surface in header
+            # errors, which quote the header value.
+            raise ConfigError("the API key holds whitespace, control or non-ASCII characters")
         url = base_url if base_url is not None else os.environ.get("COMETAPI_BASE_URL")
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ConfigError(f"max_workers must be an int >= 1, got {max_workers!r}")
@@ -554,9 +560,18 @@ class Client:
         # The wait for a slot is bounded like the attempt itself (already cut to the
         # deadline's remainder), so a congested model fails as a timeout, never hangs.
         wait = max(action.timeout.connect, action.timeout.read)
+        clock = self._shared.clock
         try:
             with self._shared.guards.slot(action.model, wait):
-                response = self._shared.transport.send(request, action.timeout)
+                timeout = action.timeout
+                if action.stop_at is not None:  # the slot wait came out of the deadline
+                    left = action.stop_at - clock.monotonic()
+                    if left <= 0:
+                        raise PoolTimeoutError(
+                            "the call's deadline passed while waiting for a slot"
+                        )
+                    timeout = timeout.capped(left)
+                response = self._shared.transport.send(request, timeout)
                 # Read a stream up to its first chunk here, so failures before it are retried.
                 return open_stream(response, action.model) if action.stream else response
         except APIError as error:

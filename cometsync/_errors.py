@@ -10,6 +10,7 @@
     └── APIError                       the gateway could not give a usable answer
         ├── APIConnectionError         no response: refused, reset, DNS, broken body
         │   └── APITimeoutError        connect/read timeout, or the call's deadline ran out
+        │       └── PoolTimeoutError   no in-flight slot in time (the limiter); nothing was sent
         ├── APIResponseValidationError a 2xx whose body is not the JSON it should be
         ├── APIStreamError             a stream that failed after its first chunk was delivered
         ├── ModelCooldownError         every model of the chain is cooling down; nothing was sent
@@ -50,6 +51,7 @@ __all__ = [
     "ModelCooldownError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PoolTimeoutError",
     "RateLimitError",
     "RequestTypeError",
     "RequestValidationError",
@@ -95,6 +97,14 @@ class APIConnectionError(APIError):
 
 class APITimeoutError(APIConnectionError):
     """The attempt timed out, or the call's deadline left no time for it."""
+
+
+class PoolTimeoutError(APITimeoutError):
+    """No in-flight slot came free in time (the adaptive limiter); nothing was sent.
+
+    Named after httpx's ``PoolTimeout``. The gateway never saw the request, so it does not
+    count against the model's health.
+    """
 
 
 class APIResponseValidationError(APIError):

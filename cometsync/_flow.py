@@ -35,7 +35,7 @@ from typing import (
 )
 
 from ._clock import Clock
-from ._errors import APIError, APITimeoutError, ModelCooldownError
+from ._errors import APIError, APITimeoutError, ModelCooldownError, PoolTimeoutError
 from ._guards import NO_GUARDS, Guards
 from ._policy import (
     Classification,
@@ -70,6 +70,9 @@ class Send(NamedTuple):
     timeout: Timeout
     stream: bool = False
     attempt: int = 1
+    #: The call's deadline on the clock's monotonic scale, or None: a driver that waits
+    #: before sending (for a limiter slot) cuts ``timeout`` to what is left of it.
+    stop_at: Optional[float] = None
 
 
 class Sleep(NamedTuple):
@@ -184,7 +187,14 @@ def call_flow(
             if left is not None and left <= 0:
                 raise fail(last_error or APITimeoutError(f"deadline of {deadline:g}s passed"))
             outcome = yield Send(
-                model, spec.method, spec.path, body, timeout.capped(left), spec.stream, attempt
+                model,
+                spec.method,
+                spec.path,
+                body,
+                timeout.capped(left),
+                spec.stream,
+                attempt,
+                stop_at,
             )
             done_at = clock.monotonic()
             if outcome is None:
@@ -202,7 +212,8 @@ def call_flow(
                         fallback=True,
                         error=invalid_body(model, status, str(exc)),
                     )
-            guards.observe(model, verdict, done_at)
+            if not isinstance(outcome, PoolTimeoutError):  # never sent: says nothing of the model
+                guards.observe(model, verdict, done_at)
             step = decide(
                 verdict,
                 attempt,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Deque, Dict, Iterator, List, Optional
 
 from ._clock import Clock
-from ._errors import APITimeoutError, ConfigError
+from ._errors import ConfigError, PoolTimeoutError
 from ._policy import Classification
 
 __all__ = [
@@ -557,7 +557,7 @@ class ProtectiveGuards(Guards):
         """Wait for an in-flight slot (at most ``timeout`` s), hold it while the body runs.
 
         Raises:
-            APITimeoutError: no slot within ``timeout``; nothing was sent.
+            PoolTimeoutError: no slot within ``timeout``; nothing was sent.
         """
         if self._limiter is not None:
             self._wait_for_slot(self._limiter, model, timeout)
@@ -579,7 +579,7 @@ class ProtectiveGuards(Guards):
                 left = None if timeout is None else start + timeout - now
                 if left is not None and (left <= 0 or (pause is not None and pause > left)):
                     state = limiter.models[model]
-                    raise APITimeoutError(
+                    raise PoolTimeoutError(
                         f"no request slot for model {model} within {timeout:g}s "
                         f"(limit {limiter.allowed(state)}, {state.in_flight} in flight, "
                         f"server hold {max(0.0, state.next_at - now):.3g}s)"

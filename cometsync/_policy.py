@@ -290,7 +290,10 @@ def _names_model(body: Any) -> bool:
     if not isinstance(err, dict):
         return isinstance(err, str) and "model" in err.lower()
     code = str(err.get("code") or "")
-    return "model" in code or "model" in str(err.get("message") or "").lower()
+    message = str(err.get("message") or "").lower()
+    if message.startswith("invalid url"):  # "Invalid URL (GET /models)" names a path, not a model
+        return False
+    return "model" in code or "model" in message
 
 
 def _error_code(body: Any) -> FrozenSet[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future
-from typing import Callable, Deque, Iterable, Iterator, TypeVar, Union
+from typing import Callable, Deque, Iterable, Iterator, List, TypeVar, Union
 
 __all__ = ["failed_future", "ordered_map"]
 
@@ -47,24 +47,31 @@ def ordered_map(
         raise ValueError(f"window must be >= 1, got {window}")
     source = iter(items)
     pending: Deque[Future[R]] = deque()
+    broken: List[Exception] = []  # what the input itself raised, re-raised once drained
 
     def refill() -> None:
-        while len(pending) < window:
+        while not broken and len(pending) < window:
             try:
                 item = next(source)
             except StopIteration:
+                return
+            except Exception as exc:  # the calls already started are paid for: finish them
+                broken.append(exc)
                 return
             pending.append(submit(item))
 
     try:
         refill()
         while pending:
-            head = pending.popleft()
+            head = pending[0]  # stays in pending until done, so an interrupt cancels it too
             error = head.exception()  # blocks; KeyboardInterrupt lands here
+            pending.popleft()
             if error is not None and not return_exceptions:
                 raise error
             refill()  # start the next item before the consumer works on this result
             yield head.result() if error is None else error
+        if broken:
+            raise broken[0]
     finally:
         for future in pending:
             future.cancel()

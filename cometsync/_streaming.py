@@ -55,6 +55,7 @@ logger = logging.getLogger("cometsync")
 OnAttempt = Callable[[Attempt], None]
 _EOL = re.compile(rb"\r\n|\r|\n")
 _DRAIN_EVENTS = 64  # events read after [DONE] so the connection can be reused
+_DRAIN_WAIT = 0.05  # seconds a read after [DONE] may wait
 
 
 # -- server-sent events (pure) -----------------------------------------------------------------
@@ -437,7 +438,7 @@ class _State:
         if self.pending is not None:
             chunk, self.pending = self.pending, None
             return chunk
-        cause: Optional[APIError] = None
+        cause: Optional[BaseException] = None
         try:
             for event in self.events:
                 chunk = parse_event(event, self.model)
@@ -453,6 +454,10 @@ class _State:
             problem = f"the server sent an error event: {exc}"
         except ValueError as exc:
             problem = str(exc)
+        except Exception as exc:  # e.g. close() from another thread pulled the body away
+            if self.ended:
+                return None
+            problem, cause = f"{type(exc).__name__}: {exc}", exc
         else:
             if self.acc.finished:
                 self.end(done=True)
@@ -496,11 +501,14 @@ class _State:
         self._report(error, reason)
 
     def _drain(self) -> None:
-        """Read what follows [DONE] (normally nothing) so the connection can be reused."""
+        """Read what follows [DONE] (normally just the body's end) so the connection can be
+        reused, but never wait for it: a server holding the body open costs 50 ms at most,
+        then the connection is closed instead of reused."""
         try:
-            for _ in zip(range(_DRAIN_EVENTS), self.events):
-                pass
-        except (APIError, ValueError):
+            with self.response.short_reads(_DRAIN_WAIT):
+                for _ in zip(range(_DRAIN_EVENTS), self.events):
+                    pass
+        except (APIError, ValueError, OSError):
             pass
 
     def _report(self, error: Optional[APIStreamError], reason: str) -> None:

@@ -7,6 +7,7 @@ vocabulary whatever the transport.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Mapping, Optional, Protocol
@@ -87,6 +88,27 @@ class Response(ResponseLike):
         # to its end before anything is yielded; with a size each HTTP chunk still comes as
         # soon as it arrives.
         yield from _translated(self._raw.iter_content(chunk_size=_READ_SIZE))
+
+    @contextlib.contextmanager
+    def short_reads(self, seconds: float) -> Iterator[None]:
+        """Within the block, a socket read of this response waits at most ``seconds``.
+
+        For reading what a server sends after ``[DONE]`` (normally the body's end, already on
+        the wire) without waiting on a server that holds the body open. Does nothing when the
+        socket cannot be reached (an adapter of another kind, or urllib3 < 2).
+        """
+        raw = getattr(self._raw, "raw", None)
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        if sock is None:
+            yield
+            return
+        before = sock.gettimeout()
+        try:
+            sock.settimeout(seconds)
+            yield
+        finally:
+            with contextlib.suppress(OSError):  # already closed: nothing to restore
+                sock.settimeout(before)
 
     def close(self) -> None:
         """Give the connection back to the pool (idempotent)."""

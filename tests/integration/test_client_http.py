@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from typing import Any, Dict, Optional
 
@@ -230,3 +231,40 @@ def test_a_netrc_entry_cannot_replace_the_bearer_key(
     with client_for(server) as client:
         call(client)
     assert server.seen[0]["auth"] == f"Bearer {KEY}"
+
+
+def test_waiting_for_a_limiter_slot_comes_out_of_the_deadline(server: ScriptedServer) -> None:
+    """A call that queued 0.3 s for a slot has only the rest of its 0.45 s deadline to send."""
+    server.script = [Reply(200, completion_body(), delay=0.3)] * 2
+    outcome: Dict[str, Any] = {}
+    with client_for(server, max_workers=1, deadline=0.45, timeout=5) as client:
+        first = threading.Thread(target=call, args=(client,))
+        first.start()
+        time.sleep(0.05)
+        began = time.monotonic()
+        try:
+            call(client)
+        except cometsync.APITimeoutError as exc:
+            outcome["error"] = exc
+        outcome["elapsed"] = time.monotonic() - began
+        first.join()
+    assert isinstance(outcome.get("error"), cometsync.APITimeoutError)
+    assert outcome["elapsed"] < 0.6
+
+
+def test_slot_timeouts_do_not_count_against_the_model(server: ScriptedServer) -> None:
+    """Calls that never left the client (no slot in time) must not open the model's breaker."""
+    server.script = [Reply(200, completion_body(), delay=0.5), Reply(200, completion_body())]
+    with client_for(server, max_workers=1) as client:
+        holder = threading.Thread(target=call, args=(client,))
+        holder.start()
+        time.sleep(0.05)
+        hurried = client.with_options(deadline=0.05, max_retries=0)
+        for _ in range(6):
+            with pytest.raises(cometsync.PoolTimeoutError):
+                call(hurried)
+        holder.join()
+        assert all(c["trips"] == 0 for c in client.stats()["cooldowns"].values())
+        began = time.monotonic()
+        call(client)
+        assert time.monotonic() - began < 0.3

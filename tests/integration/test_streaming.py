@@ -263,3 +263,31 @@ def test_the_in_process_adapter_streams_event_by_event() -> None:
     assert slept == [0.005]
     text = stream.get_final_completion().choices[0].message.content
     assert text and slept.count(0.007) >= 1
+
+
+def test_a_server_holding_the_body_open_after_done_does_not_hold_the_caller(
+    sse: SSEServer,
+) -> None:
+    """Keep-alive comments after [DONE] never reset a wait: the loop ends at once."""
+    held = reply("a")
+    held.pieces += [(0.1, b": keep-alive\n\n")] * 10  # a second of comments, then the end
+    sse.script = [held]
+    with client_for(sse) as client:
+        began = time.monotonic()
+        texts = [c.choices[0].delta.content for c in open_stream(client) if c.choices]
+        elapsed = time.monotonic() - began
+    assert texts == ["a", None]
+    assert elapsed < 0.5
+
+
+def test_close_from_another_thread_ends_the_stream_quietly(sse: SSEServer) -> None:
+    """close() while the reader waits makes the reader's loop end, not raise a stray error."""
+    slow = reply("a", "b")
+    slow.pieces[1] = (0.4, slow.pieces[1][1])
+    sse.script = [slow]
+    with client_for(sse, timeout=(1.0, 2.0)) as client:
+        stream = open_stream(client)
+        threading.Timer(0.1, stream.close).start()
+        texts = [c.choices[0].delta.content for c in stream if c.choices]
+    assert texts == ["a"]
+    assert stream.closed

@@ -645,3 +645,11 @@ def test_a_non_string_key_is_named_as_such() -> None:
     """api_key=123 says the key must be a string, not that there is no key."""
     with pytest.raises(cometsync.ConfigError, match="must be a string"):
         cometsync.Client(api_key=123)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["sk-abc\nDEF", "sk-abc\tDEF", "sk-ab c", "sk-é"])
+def test_a_key_with_control_or_odd_characters_is_refused_without_echoing_it(bad: str) -> None:
+    """Such a key would be quoted by header errors; it is refused and never shown."""
+    with pytest.raises(cometsync.ConfigError) as info:
+        cometsync.Client(api_key=bad, transport=ScriptedTransport([]))
+    assert bad.strip() not in str(info.value) and "abc" not in str(info.value)

@@ -242,3 +242,10 @@ def test_json_404_that_names_no_model_is_a_wrong_url(body: Dict[str, Any]) -> No
 def test_json_404_naming_the_model_falls_back(body: Dict[str, Any]) -> None:
     """A code or message about the model means another model of the chain may answer."""
     assert cls(404, body).fallback
+
+
+def test_invalid_url_404_mentioning_a_models_path_is_still_a_wrong_url() -> None:
+    """ "Invalid URL (GET /models)" contains "model" but names a path: raise with the hint."""
+    v = cls(404, err(None, "Invalid URL (GET /models)"))
+    assert (v.retry, v.fallback) == (False, False)
+    assert v.error is not None and "base_url" in str(v.error)

@@ -206,3 +206,37 @@ def test_with_options_copies_share_pool_and_protections() -> None:
         assert client._shared.executor is copy._shared.executor is not None
         assert client.stats() == copy.stats()
         assert client.stats()["budget"]["calls"] == 1
+
+
+def test_keyboard_interrupt_also_cancels_the_awaited_head() -> None:
+    """The item being waited on is cancelled too when it has not started (a shared pool)."""
+    busy = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(busy.wait, 2.0)  # the only worker is busy elsewhere
+        started: List[int] = []
+
+        def submit(i: int) -> Future[int]:
+            return pool.submit(lambda: started.append(i) or i)
+
+        results = ordered_map(submit, range(3), window=3)
+        timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            next(results)
+        busy.set()
+    assert started == []
+
+
+def test_a_failing_input_still_delivers_what_was_started_then_raises() -> None:
+    """Calls already sent are paid for: their results come out before the input's error."""
+
+    def source() -> Iterator[int]:
+        yield from range(3)
+        raise ValueError("bad input row")
+
+    with ThreadPoolExecutor(2) as pool:
+        results = ordered_map(lambda i: pool.submit(lambda: i * 10), source(), window=4)
+        got = [next(results), next(results), next(results)]
+        with pytest.raises(ValueError, match="bad input row"):
+            next(results)
+    assert got == [0, 10, 20]
