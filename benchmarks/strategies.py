@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 from cometsync._clock import Clock
 from cometsync._errors import APIError
@@ -54,7 +54,6 @@ class Strategy:
     description: str
     start: Starter
     single_model: bool = False
-    meta: Dict[str, Any] = field(default_factory=dict)
 
 
 def _error_of(outcome: Outcome, model: Optional[str], now: float) -> Optional[APIError]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import socket
 import struct
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Union
+
+from .loopback import CountingHandler, LoopbackServer
 
 
 @dataclass
@@ -27,31 +27,19 @@ class Reply:
 Step = Union[Reply, str]
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """Serves the script in order; ``seen`` records (method, path, json body) per request."""
 
     def __init__(self) -> None:
         self.script: List[Step] = []
         self.seen: List[Dict[str, Any]] = []
-        self.connections = 0
-        self._lock = threading.Lock()
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                with owner._lock:
-                    owner.connections += 1
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(CountingHandler):
             def _serve(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                with owner._lock:
+                with owner.lock:
                     owner.seen.append(
                         {
                             "method": self.command,
@@ -73,7 +61,7 @@ class ScriptedServer:
                     self.close_connection = True
                     return
                 if step == "hang":
-                    time.sleep(2.0)
+                    owner.stopping.wait(2.0)  # until the client leaves, or the test ends
                     self.close_connection = True
                     return
                 assert isinstance(step, Reply)
@@ -97,25 +85,7 @@ class ScriptedServer:
             do_GET = _serve
             do_POST = _serve
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.block_on_close = False  # a "hang" step must not hold up teardown
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        super().__init__(Handler)
 
     def models(self) -> List[Optional[str]]:
         return [s["body"].get("model") if s["body"] else None for s in self.seen]
-
-    def __enter__(self) -> ScriptedServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=2)

@@ -9,14 +9,14 @@ The server tracks open connections and their peak, to prove the client gives the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import struct
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
+
+from .loopback import CountingHandler, LoopbackServer
 
 
 def event(payload: Any) -> bytes:
@@ -37,42 +37,19 @@ class StreamReply:
     sent: int = 0  # pieces written so far
 
 
-class SSEServer:
+class SSEServer(LoopbackServer):
     """Serves the script in order; ``bodies`` records each request's JSON body."""
 
     def __init__(self, default: Optional[StreamReply] = None) -> None:
         self.script: List[StreamReply] = []
         self.default = default
         self.bodies: List[Dict[str, Any]] = []
-        self.open = 0
-        self.peak = 0
-        self.connections = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                with owner._lock:
-                    owner.connections += 1
-                    owner.open += 1
-                    owner.peak = max(owner.peak, owner.open)
-
-            def finish(self) -> None:
-                with contextlib.suppress(OSError):
-                    super().finish()
-                with owner._lock:
-                    owner.open -= 1
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(CountingHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-                with owner._lock:
+                with owner.lock:
                     owner.bodies.append(json.loads(raw) if raw else {})
                     reply = owner.script.pop(0) if owner.script else owner.default
                 assert reply is not None, "SSEServer: script empty"
@@ -87,7 +64,7 @@ class SSEServer:
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 for i, (delay, piece) in enumerate(reply.pieces):
-                    if delay and owner._stop.wait(delay):
+                    if delay and owner.stopping.wait(delay):
                         return
                     if i == 1 and reply.gate is not None:
                         reply.gate.wait(2.0)
@@ -102,25 +79,6 @@ class SSEServer:
                     linger = struct.pack("ii", 1, 0)
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
                 elif reply.end == "stall":
-                    owner._stop.wait(reply.hold)
+                    owner.stopping.wait(reply.hold)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.block_on_close = False
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def __enter__(self) -> SSEServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=2)
+        super().__init__(Handler)
