@@ -3,7 +3,8 @@
 Responses are frozen and keep every field the server sent: known fields become attributes
 with sane defaults (missing ``usage`` becomes zeros, ``content: null`` stays None), unknown
 fields stay reachable as attributes and in ``to_dict()``, so a new provider field never
-crashes parsing.
+crashes parsing. They dump as openai-python's models do (``model_dump``, ``model_dump_json``;
+see ``_model.py``); cometsync's own attributes (``attempts``, ``cost``) are not wire fields.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Union
 
+from . import _schemas as schemas
 from ._errors import ConfigError
+from ._model import Schema, WireModel, WireObject, wrap
 
 __all__ = [
     "Attempt",
@@ -147,24 +150,6 @@ class Attempt:
         }
 
 
-class _Extras:
-    """Unknown server fields stay readable as attributes (``msg.reasoning_content``)."""
-
-    _raw: Dict[str, Any]
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        raw = self.__dict__.get("_raw") or {}
-        if name in raw:
-            return raw[name]
-        raise AttributeError(f"{type(self).__name__} has no field {name!r}")
-
-    def to_dict(self) -> Dict[str, Any]:
-        """The server's JSON, unknown fields included, with the normalised known ones."""
-        return copy.deepcopy(self._raw)
-
-
 def _int(value: Any) -> int:
     if isinstance(value, bool):
         return int(value)
@@ -173,6 +158,13 @@ def _int(value: Any) -> int:
     if isinstance(value, float) and math.isfinite(value):
         return int(value)
     return 0
+
+
+def _objects(schema: Schema, value: Any) -> Optional[List[WireObject]]:
+    """A list of wire objects (tool calls) as attribute-readable objects; None if not a list."""
+    if not isinstance(value, list):
+        return None
+    return [wrap(schema, item) if isinstance(item, Mapping) else item for item in value]
 
 
 def _head(raw: Mapping[str, Any], requested_model: str, kind: str) -> Dict[str, Any]:
@@ -188,9 +180,11 @@ def _head(raw: Mapping[str, Any], requested_model: str, kind: str) -> Dict[str, 
     }
 
 
-@dataclass(frozen=True)
-class Usage(_Extras):
+@dataclass(frozen=True, eq=False, repr=False)
+class Usage(WireModel):
     """Token counts; zeros when the model did not report them."""
+
+    _schema: ClassVar[Schema] = schemas.COMPLETION_USAGE
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -207,13 +201,15 @@ class Usage(_Extras):
         return cls(prompt, completion, total, raw)
 
 
-@dataclass(frozen=True)
-class ChatCompletionMessage(_Extras):
+@dataclass(frozen=True, eq=False, repr=False)
+class ChatCompletionMessage(WireModel):
     """The assistant's message; ``content`` is None when the model sent null (tool calls)."""
+
+    _schema: ClassVar[Schema] = schemas.MESSAGE
 
     role: str = "assistant"
     content: Optional[str] = None
-    tool_calls: Optional[List[Dict[str, Any]]] = None
+    tool_calls: Optional[List[WireObject]] = None
     _raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -229,14 +225,16 @@ class ChatCompletionMessage(_Extras):
         return cls(
             role=str(role),
             content=content,
-            tool_calls=list(tool_calls) if isinstance(tool_calls, list) else None,
+            tool_calls=_objects(schemas.TOOL_CALL, tool_calls),
             _raw=raw,
         )
 
 
-@dataclass(frozen=True)
-class Choice(_Extras):
+@dataclass(frozen=True, eq=False, repr=False)
+class Choice(WireModel):
     """One choice of a completion."""
+
+    _schema: ClassVar[Schema] = schemas.CHOICE
 
     index: int = 0
     message: ChatCompletionMessage = field(default_factory=ChatCompletionMessage)
@@ -256,17 +254,19 @@ class Choice(_Extras):
         )
 
 
-@dataclass(frozen=True)
-class ChatCompletion(_Extras):
+@dataclass(frozen=True, eq=False, repr=False)
+class ChatCompletion(WireModel):
     """A chat completion, normalised whichever model answered.
 
     ``attempts`` is the call's history (retries and fallbacks included); ``cost`` is the price
     in USD when the catalog's prices are known, else None.
     """
 
+    _schema: ClassVar[Schema] = schemas.CHAT_COMPLETION
+
     id: str
     model: str
-    choices: Tuple[Choice, ...]
+    choices: List[Choice]
     usage: Usage
     created: int = 0
     object: str = "chat.completion"
@@ -274,12 +274,20 @@ class ChatCompletion(_Extras):
     attempts: Tuple[Attempt, ...] = ()
     cost: Optional[float] = None
     _raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _request_id: Optional[str] = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_dict(
-        cls, data: Any, *, requested_model: str = "", attempts: Tuple[Attempt, ...] = ()
+        cls,
+        data: Any,
+        *,
+        requested_model: str = "",
+        attempts: Tuple[Attempt, ...] = (),
+        request_id: Optional[str] = None,
     ) -> ChatCompletion:
         """Normalise a decoded ``chat.completion`` body.
+
+        ``request_id`` is the response's ``x-request-id`` header, read as ``_request_id``.
 
         Raises:
             ValueError: the body is not a JSON object, or has no usable ``choices``.
@@ -292,7 +300,7 @@ class ChatCompletion(_Extras):
         choices_raw = raw.get("choices")
         if not isinstance(choices_raw, list):
             raise ValueError("the body has no 'choices' list")
-        choices = tuple(Choice.from_dict(c, i) for i, c in enumerate(choices_raw))
+        choices = [Choice.from_dict(c, i) for i, c in enumerate(choices_raw)]
         usage = Usage.from_dict(raw.get("usage"))
         raw["usage"] = usage.to_dict()
         return cls(
@@ -301,6 +309,7 @@ class ChatCompletion(_Extras):
             usage=usage,
             attempts=attempts,
             _raw=raw,
+            _request_id=request_id,
         )
 
     def to_dict(self) -> Dict[str, Any]:
@@ -310,18 +319,21 @@ class ChatCompletion(_Extras):
         return out
 
 
-@dataclass(frozen=True)
-class Model(_Extras):
+@dataclass(frozen=True, eq=False, repr=False)
+class Model(WireModel):
     """One entry of ``GET /v1/models``."""
+
+    _schema: ClassVar[Schema] = schemas.MODEL
 
     id: str
     object: str = "model"
     owned_by: Optional[str] = None
     created: int = 0
     _raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _request_id: Optional[str] = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_dict(cls, data: Any) -> Model:
+    def from_dict(cls, data: Any, *, request_id: Optional[str] = None) -> Model:
         if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
             raise ValueError(f"a model entry needs a string 'id', got {str(data)[:100]}")
         owned = data.get("owned_by")
@@ -331,16 +343,19 @@ class Model(_Extras):
             owned_by=owned if isinstance(owned, str) else None,
             created=_int(data.get("created")),
             _raw=dict(data),
+            _request_id=request_id,
         )
 
 
-@dataclass(frozen=True)
-class ChoiceDelta(_Extras):
+@dataclass(frozen=True, eq=False, repr=False)
+class ChoiceDelta(WireModel):
     """What one chunk adds to a choice's message; every field is None when not sent."""
+
+    _schema: ClassVar[Schema] = schemas.DELTA
 
     role: Optional[str] = None
     content: Optional[str] = None
-    tool_calls: Optional[List[Dict[str, Any]]] = None
+    tool_calls: Optional[List[WireObject]] = None
     _raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -350,14 +365,16 @@ class ChoiceDelta(_Extras):
         return cls(
             role=role if isinstance(role, str) else None,
             content=content if isinstance(content, str) else None,
-            tool_calls=list(tool_calls) if isinstance(tool_calls, list) else None,
+            tool_calls=_objects(schemas.DELTA_TOOL_CALL, tool_calls),
             _raw=raw,
         )
 
 
-@dataclass(frozen=True)
-class ChunkChoice(_Extras):
+@dataclass(frozen=True, eq=False, repr=False)
+class ChunkChoice(WireModel):
     """One choice of a chunk: its ``delta`` and, on its last chunk, its ``finish_reason``."""
+
+    _schema: ClassVar[Schema] = schemas.CHUNK_CHOICE
 
     index: int = 0
     delta: ChoiceDelta = field(default_factory=ChoiceDelta)
@@ -376,17 +393,19 @@ class ChunkChoice(_Extras):
         )
 
 
-@dataclass(frozen=True)
-class ChatCompletionChunk(_Extras):
+@dataclass(frozen=True, eq=False, repr=False)
+class ChatCompletionChunk(WireModel):
     """One event of a streamed chat completion (``object: chat.completion.chunk``).
 
     ``usage`` is set only on the final usage chunk that ``stream_options={"include_usage":
     True}`` asks for (its ``choices`` is empty); otherwise None.
     """
 
+    _schema: ClassVar[Schema] = schemas.CHAT_COMPLETION_CHUNK
+
     id: str
     model: str
-    choices: Tuple[ChunkChoice, ...]
+    choices: List[ChunkChoice]
     created: int = 0
     object: str = "chat.completion.chunk"
     system_fingerprint: Optional[str] = None
@@ -410,7 +429,7 @@ class ChatCompletionChunk(_Extras):
         usage = Usage.from_dict(usage_raw) if isinstance(usage_raw, Mapping) else None
         return cls(
             **_head(raw, requested_model, "chat.completion.chunk"),
-            choices=tuple(ChunkChoice.from_dict(c, i) for i, c in enumerate(choices_raw)),
+            choices=[ChunkChoice.from_dict(c, i) for i, c in enumerate(choices_raw)],
             usage=usage,
             _raw=raw,
         )
