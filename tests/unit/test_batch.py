@@ -50,7 +50,8 @@ def test_the_default_model_fills_in_and_the_line_model_wins() -> None:
         (line(custom_id="c", body={"model": "m"}), "c", "no 'messages'"),
         (line(custom_id="c", body={"messages": MSGS}), "c", "no 'model'"),
         (line(custom_id="c", body={"model": "m", "messages": MSGS, "stream": True}), "c", "stream"),
-        (line(custom_id="c", url="/v1/embeddings", body={}), "c", "only /v1/chat/completions"),
+        (line(custom_id="c", url="/v1/embeddings", body={}), "c", "no 'input'"),
+        (line(custom_id="d", url="/v1/images", body={}), "d", "and /v1/embeddings are supported"),
         (line(custom_id="c", method="GET", body={}), "c", "method must be POST"),
     ],
 )
