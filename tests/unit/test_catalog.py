@@ -9,14 +9,8 @@ import pytest
 
 import cometsync
 from cometsync import ConfigError, MetricsRecorder, ModelInfo, Pricing
-from cometsync._catalog import (
-    CatalogCache,
-    call_cost,
-    catalog_url,
-    estimate_chain,
-    filter_catalog,
-    parse_catalog,
-)
+from cometsync._catalog import CatalogCache, catalog_url, filter_catalog, parse_catalog
+from cometsync._pricing import call_cost, estimate_chain
 from cometsync.testing import FakeClock, ScriptedTransport, completion_body, json_response
 
 KEY = "sk-test-SECRET-0123456789"
