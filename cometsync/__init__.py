@@ -38,7 +38,6 @@ from ._errors import (
     RequestValidationError,
     UnprocessableEntityError,
 )
-from ._guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
 from ._metrics import MetricsRecorder
 from ._policy import RetryPolicy, parse_retry_after
 from ._streaming import Stream, accumulate
@@ -55,6 +54,7 @@ from ._types import (
     Timeout,
     Usage,
 )
+from .guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
 
 __all__ = [
     "APIConnectionError",

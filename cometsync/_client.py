@@ -53,13 +53,13 @@ from ._errors import (
     RequestValidationError,
 )
 from ._flow import CallSpec, Send, Sleep, call_flow
-from ._guards import Guards, Protections
 from ._metrics import log_attempt
 from ._policy import ResponseLike, RetryPolicy
 from ._pool import failed_future, ordered_map
 from ._streaming import Stream, defer_success, open_stream, stream_spec
 from ._transport import HTTPRequest, RequestsTransport, Transport
 from ._types import Attempt, ChatCompletion, Model, Timeout, TimeoutLike
+from .guards import Guards, Protections
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
 
