@@ -40,7 +40,7 @@ from ._errors import (
 )
 from ._metrics import MetricsRecorder
 from ._policy import RetryPolicy, parse_retry_after
-from ._streaming import Stream, accumulate
+from ._stream import Stream, accumulate
 from ._transport import HTTPRequest, RequestsTransport, Response, Transport
 from ._types import (
     Attempt,

@@ -56,7 +56,8 @@ from ._flow import CallSpec, Send, Sleep, call_flow
 from ._metrics import log_attempt
 from ._policy import ResponseLike, RetryPolicy
 from ._pool import failed_future, ordered_map
-from ._streaming import Stream, defer_success, open_stream, stream_spec
+from ._stream import Stream, defer_success, stream_spec
+from ._stream_open import open_stream
 from ._transport import HTTPRequest, RequestsTransport, Transport
 from ._types import Attempt, ChatCompletion, Model, Timeout, TimeoutLike
 from .guards import Guards, Protections
