@@ -38,11 +38,10 @@ from ._errors import (
     RequestValidationError,
     UnprocessableEntityError,
 )
-from ._guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
 from ._metrics import MetricsRecorder
 from ._policy import RetryPolicy, parse_retry_after
 from ._pricing import CostEstimate
-from ._streaming import Stream, accumulate
+from ._stream import Stream, accumulate
 from ._transport import HTTPRequest, RequestsTransport, Response, Transport
 from ._types import (
     Attempt,
@@ -56,6 +55,7 @@ from ._types import (
     Timeout,
     Usage,
 )
+from .guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
 
 __all__ = [
     "APIConnectionError",

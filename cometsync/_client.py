@@ -20,14 +20,15 @@ from ._clock import SYSTEM_CLOCK, Clock
 from ._config import OnAttempt, _make_options, _Shared, _with_max_retries
 from ._errors import APIError, APIStatusError, ConfigError, PoolTimeoutError
 from ._flow import CallSpec, Send, Sleep, call_flow
-from ._guards import Guards, Protections
 from ._metrics import log_attempt
 from ._policy import RetryPolicy
 from ._pricing import CostEstimate
-from ._streaming import defer_success, open_stream
+from ._stream import defer_success
+from ._stream_open import open_stream
 from ._transport import HTTPRequest, RequestsTransport, Transport
 from ._types import Attempt, ChatCompletion, Timeout, TimeoutLike
 from ._validate import DEFAULT_BASE_URL, _check_api_key, _check_parts
+from .guards import Guards, Protections
 from .resources import Catalog, Chat, Models
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]

@@ -11,11 +11,11 @@ from typing import Any, Callable, Mapping, Optional, Set, Tuple
 from ._catalog import CatalogCache
 from ._clock import Clock
 from ._errors import ConfigError
-from ._guards import Guards
 from ._policy import RetryPolicy
 from ._transport import Transport
 from ._types import Attempt, Timeout, TimeoutLike
 from ._validate import _check_base_url, _check_deadline, _check_model_list
+from .guards import Guards
 
 __all__ = ["OnAttempt", "_Options", "_Shared", "_make_options", "_with_max_retries"]
 

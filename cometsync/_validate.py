@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ._errors import ConfigError, RequestTypeError, RequestValidationError
-from ._guards import Guards, Protections
+from .guards import Guards, Protections
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -22,7 +22,7 @@ from .._errors import RequestTypeError, RequestValidationError
 from .._flow import CallSpec
 from .._policy import ResponseLike
 from .._pool import failed_future, ordered_map
-from .._streaming import Stream, stream_spec
+from .._stream import Stream, stream_spec
 from .._types import Attempt, ChatCompletion, Timeout, TimeoutLike
 from .._validate import (
     _chain,
