@@ -19,7 +19,6 @@ import socketserver
 import struct
 import threading
 import time
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from . import wire
@@ -33,15 +32,9 @@ __all__ = ["Simulator", "SimulatorServer"]
 
 log = logging.getLogger("simulator")
 
-_REASONS: Dict[int, str] = {s.value: s.phrase for s in HTTPStatus}
-_REASONS[524] = "A Timeout Occurred"
 _LINGER_RST = struct.pack("ii", 1, 0)
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
-
-
-def _reason(status: int) -> str:
-    return _REASONS.get(status, "Unknown")
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -116,7 +109,7 @@ class _Handler(socketserver.StreamRequestHandler):
         self, status: int, headers: Dict[str, str], body: bytes, head_only: bool = False
     ) -> None:
         """Head and body in ONE sendall: no Nagle/delayed-ACK stall between them."""
-        head = [f"HTTP/1.1 {status} {_reason(status)}\r\nserver: cometsync-simulator\r\n"]
+        head = [f"HTTP/1.1 {status} {wire.reason(status)}\r\nserver: cometsync-simulator\r\n"]
         for name, value in headers.items():
             head.append(f"{name}: {value}\r\n")
         if "content-length" not in headers and "transfer-encoding" not in headers:
