@@ -12,8 +12,6 @@ from collections import deque
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 
 Graph = Dict[str, Set[str]]
@@ -192,18 +190,11 @@ def test_no_import_cycle_between_cometsync_modules() -> None:
     assert _cycles(graph) == [], _describe(_cycles(graph))
 
 
-# Known, and being removed on another branch (the reason phrases move to simulator/wire.py).
-_KNOWN_SIMULATOR_CYCLE = ["simulator.adapter", "simulator.server", "simulator.adapter"]
-
-
 def test_no_import_cycle_between_simulator_modules() -> None:
     """No two modules of the simulator import each other, directly or through others."""
     graph = _graph(ROOT, "simulator")
     assert "simulator.core" in graph["simulator.server"]  # the reader resolves imports
     cycles = _cycles(graph)
-    if cycles == [_KNOWN_SIMULATOR_CYCLE]:
-        # Any other cycle still fails; this one alone is an expected failure until fixed.
-        pytest.xfail("known cycle simulator.adapter <-> simulator.server (for _reason)")
     assert cycles == [], _describe(cycles)
 
 
