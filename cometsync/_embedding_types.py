@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from . import _schemas as schemas
 from ._model import Schema, WireModel
-from ._types import Attempt
+from ._attempt import Attempt
 
 __all__ = ["CreateEmbeddingResponse", "Embedding", "EmbeddingUsage", "SyncPage", "decode_vector"]
 

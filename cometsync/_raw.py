@@ -14,7 +14,7 @@ from typing import Any, Dict, Generic, Iterator, Mapping, Optional, Sequence, Tu
 from ._flow import CallSpec
 from ._policy import ResponseLike
 from ._transport import HTTPRequest
-from ._types import Attempt
+from ._attempt import Attempt
 
 __all__ = ["Headers", "RawResponse", "raw_spec"]
 
