@@ -22,14 +22,14 @@ from ._errors import APIError, APIStatusError, ConfigError, PoolTimeoutError
 from ._flow import CallSpec, Send, Sleep, call_flow
 from ._metrics import log_attempt
 from ._policy import RetryPolicy
-from ._pricing import CostEstimate
+from ._pricing import CostEstimate, Priced
 from ._stream import defer_success
 from ._stream_open import open_stream
 from ._transport import HTTPRequest, RequestsTransport, Transport
-from ._types import Attempt, ChatCompletion, Timeout, TimeoutLike
+from ._types import Attempt, Timeout, TimeoutLike
 from ._validate import DEFAULT_BASE_URL, _check_api_key, _check_parts
 from .guards import Guards, Protections
-from .resources import Catalog, Chat, Models
+from .resources import Catalog, Chat, Embeddings, Models
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
 
@@ -129,6 +129,7 @@ class Client:
 
     def _bind(self) -> None:
         self.chat = Chat(self)
+        self.embeddings = Embeddings(self)
         self.models = Models(self)
         self._catalog = Catalog(self)
 
@@ -233,7 +234,7 @@ class Client:
         """
         return self._catalog.estimate_cost(models, prompt_tokens, completion_tokens)
 
-    def _price(self, result: ChatCompletion, chain: Sequence[str]) -> ChatCompletion:
+    def _price(self, result: Priced, chain: Sequence[str]) -> Priced:
         """``result`` with its cost when the prices are known (a copy; nothing shared changes)."""
         return self._catalog.price(result, chain)
 

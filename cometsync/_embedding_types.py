@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar
 
 from . import _schemas as schemas
-from ._model import Schema, WireModel
 from ._attempt import Attempt
+from ._model import Schema, WireModel
 
 __all__ = ["CreateEmbeddingResponse", "Embedding", "EmbeddingUsage", "SyncPage", "decode_vector"]
 

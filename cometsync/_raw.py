@@ -11,10 +11,10 @@ import datetime
 import json
 from typing import Any, Dict, Generic, Iterator, Mapping, Optional, Sequence, Tuple, TypeVar
 
+from ._attempt import Attempt
 from ._flow import CallSpec
 from ._policy import ResponseLike
 from ._transport import HTTPRequest
-from ._attempt import Attempt
 
 __all__ = ["Headers", "RawResponse", "raw_spec"]
 

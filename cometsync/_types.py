@@ -75,8 +75,6 @@ class Timeout:
 TimeoutLike = Union[None, float, int, Tuple[float, float], Timeout]
 
 
-
-
 def _int(value: Any) -> int:
     if isinstance(value, bool):
         return int(value)

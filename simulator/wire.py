@@ -35,6 +35,10 @@ __all__ = [
 
 #: ``created`` is fixed so that bodies are byte-for-byte reproducible across runs.
 CREATED = 1767225600  # 2026-01-01T00:00:00Z
+_DOCS = {
+    "text": "https://apidoc.cometapi.com/api/text/chat",
+    "embedding": "https://apidoc.cometapi.com/api/text/embeddings",
+}
 ERROR_TYPE = "comet_api_error"
 FINGERPRINT = "fp_simulator"
 
@@ -289,9 +293,9 @@ def models_catalog(scenario: Scenario, page: int, page_size: int) -> Dict[str, A
             {
                 "id": spec.id,
                 "provider": spec.provider,
-                # As CometAPI lists its chat models.
-                "model_type": "text",
-                "features": ["text-to-text"],
+                # As CometAPI lists its chat and embedding models.
+                "model_type": spec.model_type,
+                "features": ["text-to-text"] if spec.model_type == "text" else ["embedding"],
                 "pricing": {
                     "currency": spec.pricing.currency,
                     "input": spec.pricing.input,
@@ -299,7 +303,7 @@ def models_catalog(scenario: Scenario, page: int, page_size: int) -> Dict[str, A
                     "per_request": spec.pricing.per_request,
                     "per_second": spec.pricing.per_second,
                 },
-                "api_doc_url": "https://apidoc.cometapi.com/api/text/chat",
+                "api_doc_url": _DOCS.get(spec.model_type, _DOCS["text"]),
             }
             for spec in window
         ],
