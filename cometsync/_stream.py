@@ -236,7 +236,9 @@ class Stream:
             raise state.error
         if not state.done:
             raise state.broken("the stream was closed before its end")
-        return state.acc.completion(state.attempts)
+        result = state.acc.completion(state.attempts)
+        request_id = state.response.headers.get("x-request-id")
+        return dataclasses.replace(result, _request_id=request_id) if request_id else result
 
     @property
     def text(self) -> str:
