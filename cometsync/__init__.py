@@ -16,6 +16,7 @@ from ._backoff import (
 from ._catalog import ModelInfo, Pricing
 from ._client import DEFAULT_BASE_URL, Client, __version__
 from ._clock import Clock, SystemClock
+from ._embedding_types import CreateEmbeddingResponse, Embedding, EmbeddingUsage, SyncPage
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -41,10 +42,9 @@ from ._errors import (
 from ._metrics import MetricsRecorder
 from ._policy import RetryPolicy, parse_retry_after
 from ._pricing import CostEstimate
+from ._raw import RawResponse
 from ._stream import Stream, accumulate
 from ._transport import HTTPRequest, RequestsTransport, Response, Transport
-from ._embedding_types import CreateEmbeddingResponse, Embedding, EmbeddingUsage, SyncPage
-from ._raw import RawResponse
 from ._types import (
     Attempt,
     ChatCompletion,
