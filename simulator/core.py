@@ -17,7 +17,7 @@ import random
 import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from . import embeddings, plan, replies, wire
+from . import embeddings, plan, replies, tools, wire
 from .admin import handle_admin
 from .auth import auth_problem, bearer, redact
 from .journal import Journal, as_dicts, summarize
@@ -372,6 +372,7 @@ class Core:
         prompt_tokens = wire.estimate_prompt_tokens(messages)
         cost = prompt_tokens + (max_tokens or _DEFAULT_COMPLETION_ESTIMATE)
         words, finish_reason = wire.generate_words(self.seed, model, messages, max_tokens)
+        call = tools.tool_call(request, self.seed, seq)
 
         def build(step: Optional[Step]) -> Reply:
             return replies.build(
@@ -385,6 +386,7 @@ class Core:
                 prompt_tokens,
                 words,
                 finish_reason,
+                call,
             )
 
         with self._lock:

@@ -184,8 +184,9 @@ def build(
     prompt_tokens: int,
     words: List[str],
     finish_reason: str,
+    tool_call: Optional[Dict[str, Any]] = None,
 ) -> Reply:
-    """The reply for a decided step (None: a normal answer)."""
+    """The reply for a decided step (None: a normal answer); ``tool_call`` answers with it."""
     fault = step.fault if step is not None else None
     failed = step is not None and fault is None and step.status != 200
     if stream and not failed and (fault is None or fault in STREAM_FAULTS):
@@ -195,6 +196,8 @@ def build(
 
     def payload() -> Dict[str, Any]:
         cid = f"chatcmpl-sim{seed % 1000:03d}{seq:09d}"
+        if tool_call is not None:
+            return wire.tool_completion(cid, spec.id, tool_call, prompt_tokens)
         return wire.completion(cid, spec.id, words, finish_reason, prompt_tokens)
 
     return answer(seed, hang_s, seq, step, payload)

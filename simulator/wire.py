@@ -195,6 +195,18 @@ def _usage(prompt: int, completion_tokens: int) -> Dict[str, int]:
     }
 
 
+def tool_completion(
+    cid: str, model: str, call: Dict[str, Any], prompt_tokens: int
+) -> Dict[str, Any]:
+    """A ``chat.completion`` whose message is one tool call (``finish_reason: tool_calls``)."""
+    body = completion(cid, model, [], "tool_calls", prompt_tokens)
+    message = body["choices"][0]["message"]
+    message["content"] = None
+    message["tool_calls"] = [call]
+    body["usage"] = _usage(prompt_tokens, 8 + len(call["function"]["arguments"]) // 4)
+    return body
+
+
 def completion(
     cid: str, model: str, words: List[str], finish: str, prompt_tokens: int
 ) -> Dict[str, Any]:

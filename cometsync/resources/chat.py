@@ -20,6 +20,7 @@ from typing import (
 
 from .._errors import RequestTypeError, RequestValidationError
 from .._flow import CallSpec
+from .._model import WireModel
 from .._policy import ResponseLike
 from .._pool import failed_future, ordered_map
 from .._raw import RawResponse, raw_spec
@@ -153,6 +154,9 @@ class Completions:
             else _check_model_list(fallback_models, "fallback_models")
         )
         chain = _chain(model, fallback)
+        if isinstance(messages, (list, tuple)):
+            # openai-python users append the returned message object itself to the history.
+            messages = [m.to_dict() if isinstance(m, WireModel) else m for m in messages]
         _validate_messages(messages)
         if not isinstance(stream, bool):
             raise RequestTypeError(f"stream must be True or False, got {stream!r}")
