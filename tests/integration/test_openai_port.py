@@ -94,8 +94,9 @@ out["raw_text"] = raw.parse().choices[0].message.content
 docs = ["The cat sat on the mat.", "Dogs bark."]
 embedded = client.embeddings.create(model="text-embedding-3-small", input=docs)
 vector = embedded.data[0].embedding
+norm = round(sum(x * x for x in vector), 4)
 out["embeddings"] = [len(embedded.data), len(vector), [d.index for d in embedded.data],
-                     embedded.model, embedded.usage.prompt_tokens, round(sum(x * x for x in vector), 4)]
+                     embedded.model, embedded.usage.prompt_tokens, norm]
 again = client.embeddings.create(model="text-embedding-3-small", input=docs[0], dimensions=256)
 out["dimensions"] = len(again.data[0].embedding)
 out["vector_head"] = [round(x, 6) for x in vector[:4]]
@@ -111,7 +112,7 @@ PORTED = ORIGINAL.replace(
 
 def _run(source: str, base_url: str) -> Dict[str, Any]:
     namespace: Dict[str, Any] = {"BASE_URL": base_url}
-    exec(compile(source, "<openai script>", "exec"), namespace)  # noqa: S102  # our own test text
+    exec(compile(source, "<openai script>", "exec"), namespace)  # our own script text
     namespace["client"].close()
     out: Dict[str, Any] = namespace["out"]
     return out
