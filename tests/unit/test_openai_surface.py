@@ -206,3 +206,19 @@ def test_completion_request_id_comes_from_the_header() -> None:
     client, _, _ = make([ok(headers={"x-request-id": "req_42"})])
     assert client.chat.completions.create(model="m1", messages=MSGS)._request_id == "req_42"
     assert cometsync.ChatCompletion.from_dict(ok().json())._request_id is None
+
+
+def test_raw_response_of_a_stream_parses_to_the_stream_with_its_headers() -> None:
+    """with_raw_response.create(stream=True): the stream's response headers; parse() streams."""
+    from cometsync import Stream
+    from cometsync.testing import DONE, StreamedResponse, chunk_body
+
+    pieces = [chunk_body("He", role="assistant"), chunk_body("llo", finish_reason="stop"), DONE]
+    client, _, _ = make([StreamedResponse(pieces, headers={"x-request-id": "req_s"})])
+    raw = client.chat.completions.with_raw_response.create(model="m1", messages=MSGS, stream=True)
+    assert raw.headers["x-request-id"] == "req_s" and raw.http_request.method == "POST"
+    stream = raw.parse()
+    assert isinstance(stream, Stream)
+    assert "".join(c.choices[0].delta.content or "" for c in stream) == "Hello"
+    final = stream.get_final_completion()
+    assert final._request_id == "req_s" and final.choices[0].message.content == "Hello"
