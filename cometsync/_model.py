@@ -284,4 +284,4 @@ class WireObject(WireModel):
         return NotImplemented
 
     def __repr__(self) -> str:
-        return _repr_value(self._schema, self._raw)
+        return _repr_value(self._schema, self.model_dump(exclude_unset=True))
