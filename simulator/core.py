@@ -328,32 +328,19 @@ class Core:
         request, refused = self._decode(seq, now, key, route, body, request)
         if refused is not None:
             return refused
-        specs = self._models
         try:
-            model, items, dimensions, encoding = embeddings.parse_embedding_request(
-                request, {m: s.dimensions for m, s in specs.items()}
-            )
+            planned = embeddings.prepare(request, self._models, self.seed)
         except embeddings.EmbeddingRequestError as exc:
-            reply = self._error(400, seq, str(exc)[:300], param=exc.param)
-            return self._record(reply, seq, now, key, None, route, False, "invalid")
-        spec = specs.get(model)
-        if spec is None:
-            return self._unknown_model(seq, now, key, route, model, False)
-        if spec.model_type != "embedding":
-            message = f"The model `{model}` does not support embeddings (it is a chat model)"
-            reply = self._error(400, seq, message, code="model_not_supported", param="model")
-            return self._record(reply, seq, now, key, model, route, False, "invalid")
-        tokens = embeddings.estimate_input_tokens(items)
-        seed, size = self.seed, dimensions or spec.dimensions
-
-        def payload() -> Dict[str, Any]:
-            return embeddings.embedding_payload(seed, model, items, size, encoding, tokens)
+            reply = self._error(exc.status, seq, str(exc)[:300], code=exc.code, param=exc.param)
+            cause = "not_found" if exc.status == 404 else "invalid"
+            return self._record(reply, seq, now, key, exc.model, route, False, cause)
 
         def build(step: Optional[Step]) -> Reply:
-            return replies.answer(seed, self._scenario.hang_s, seq, step, payload)
+            return replies.answer(self.seed, self._scenario.hang_s, seq, step, planned.payload)
 
+        spec = self._models[planned.model]
         with self._lock:
-            return self._plan_locked(seq, now, key or "", route, spec, False, tokens, build)
+            return self._plan_locked(seq, now, key or "", route, spec, False, planned.tokens, build)
 
     def _chat(
         self, seq: int, now: float, key: Optional[str], route: str, body: bytes, request: Any

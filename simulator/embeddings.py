@@ -11,15 +11,19 @@ import base64
 import hashlib
 import math
 import struct
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+from .scenario_types import ModelSpec
 
 __all__ = [
     "DEFAULT_DIMENSIONS",
     "MAX_INPUTS",
+    "EmbeddingPlan",
     "EmbeddingRequestError",
     "embedding_payload",
     "estimate_input_tokens",
     "parse_embedding_request",
+    "prepare",
     "unit_vector",
 ]
 
@@ -32,11 +36,65 @@ INVALID_INPUT = (
 
 
 class EmbeddingRequestError(ValueError):
-    """A request OpenAI answers with 400 ``invalid_request_error``; ``param`` names the field."""
+    """A request the gateway refuses: ``status`` (400, or 404 for an unknown model), ``param``
+    naming the field, ``code``, and ``model`` to journal."""
 
-    def __init__(self, message: str, param: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        param: Optional[str] = None,
+        *,
+        status: int = 400,
+        code: Optional[str] = None,
+        model: Optional[str] = None,
+    ) -> None:
         super().__init__(message)
         self.param = param
+        self.status = status
+        self.code = code
+        self.model = model
+
+
+class EmbeddingPlan(NamedTuple):
+    """A valid request: its model, its input tokens, and its 200 body (built on demand)."""
+
+    model: str
+    tokens: int
+    payload: Callable[[], Dict[str, Any]]
+
+
+def prepare(request: Any, specs: Mapping[str, ModelSpec], seed: int) -> EmbeddingPlan:
+    """Check a decoded request against the served models.
+
+    Raises:
+        EmbeddingRequestError: OpenAI's 400s; 404 for an unknown model; 400
+            ``model_not_supported`` for a chat model.
+    """
+    dims = {m: s.dimensions for m, s in specs.items()}
+    model, items, dimensions, encoding = parse_embedding_request(request, dims)
+    spec = specs.get(model)
+    if spec is None:
+        raise EmbeddingRequestError(
+            f"The model `{model[:100]}` does not exist or you do not have access to it",
+            "model",
+            status=404,
+            code="model_not_found",
+            model=model[:100],
+        )
+    if spec.model_type != "embedding":
+        raise EmbeddingRequestError(
+            f"The model `{model}` does not support embeddings (it is a chat model)",
+            "model",
+            code="model_not_supported",
+            model=model,
+        )
+    tokens = estimate_input_tokens(items)
+    size = dimensions or spec.dimensions
+
+    def payload() -> Dict[str, Any]:
+        return embedding_payload(seed, model, items, size, encoding, tokens)
+
+    return EmbeddingPlan(model, tokens, payload)
 
 
 def _is_int(value: Any) -> bool:
