@@ -203,3 +203,13 @@ def test_schemas_follow_the_installed_openai(ours: Schema, path: str) -> None:
     module_name, _, name = path.partition(":")
     module = pytest.importorskip(module_name)
     assert ours.fields == tuple(getattr(module, name).model_fields)
+
+
+def test_responses_survive_pickle_and_deepcopy() -> None:
+    """A completion pickles (process pools) and deep-copies to an equal, readable object."""
+    import pickle
+
+    result = _completion(request_id="req_3")
+    for copied in (pickle.loads(pickle.dumps(result)), copy.deepcopy(result)):
+        assert copied == result and copied._request_id == "req_3"
+        assert copied.choices[0].message.tool_calls[0].function.name == "lookup"  # type: ignore[index]
