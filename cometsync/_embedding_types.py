@@ -166,9 +166,9 @@ class CreateEmbeddingResponse(WireModel):
             _request_id=request_id,
         )
 
-    def to_dict(self) -> Dict[str, Any]:
+    def _wire(self) -> Dict[str, Any]:
         """The JSON body (unknown fields kept), vectors as floats, usage normalised."""
-        out = super().to_dict()
+        out = super()._wire()
         out["data"] = [v.to_dict() for v in self.data]
         out["usage"] = self.usage.to_dict()
         return out

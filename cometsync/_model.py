@@ -120,9 +120,33 @@ class WireModel:
     _schema: ClassVar[Schema] = ANY
     _raw: Dict[str, Any]
 
-    def to_dict(self) -> Dict[str, Any]:
+    def _wire(self) -> Dict[str, Any]:
         """The server's JSON, unknown fields included, with the normalised known ones."""
         return copy.deepcopy(self.__dict__.get("_raw") or {})
+
+    def to_dict(
+        self,
+        *,
+        mode: str = "python",
+        use_api_names: bool = True,
+        exclude_unset: bool = True,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        warnings: bool = True,
+    ) -> Dict[str, Any]:
+        """The server's JSON, unknown fields included (openai-python's ``to_dict``).
+
+        With its defaults this is the body as received; ``exclude_unset=False`` adds the
+        declared fields the server left out (as None), ``exclude_none`` drops None values.
+        """
+        if exclude_unset and not exclude_none and not exclude_defaults:
+            return self._wire()
+        return self.model_dump(
+            mode=mode,
+            exclude_unset=exclude_unset,
+            exclude_defaults=exclude_defaults,
+            exclude_none=exclude_none,
+        )
 
     def __getattr__(self, name: str) -> Any:
         # Only called when normal lookup fails: unknown wire fields, and openai's declared
@@ -164,7 +188,7 @@ class WireModel:
         if mode not in ("python", "json"):
             raise ValueError(f"mode must be 'python' or 'json', got {mode!r}")
         opts = _Opts(bool(exclude_unset), bool(exclude_none), bool(exclude_defaults))
-        result: Dict[str, Any] = dump(self._schema, self.to_dict(), opts, include, exclude)
+        result: Dict[str, Any] = dump(self._schema, self._wire(), opts, include, exclude)
         return result
 
     def model_dump_json(

@@ -237,7 +237,7 @@ class ChatCompletion(WireModel):
             _request_id=request_id,
         )
 
-    def to_dict(self) -> Dict[str, Any]:
+    def _wire(self) -> Dict[str, Any]:
         """The JSON body as received (unknown fields kept), usage normalised."""
         out = copy.deepcopy(self._raw)
         out["usage"] = self.usage.to_dict()

@@ -99,6 +99,8 @@ def test_model_dump_json_and_to_json_match_openai_text() -> None:
     assert ours.model_dump_json(exclude_none=True) == theirs.model_dump_json(exclude_none=True)
     assert ours.to_json() == theirs.to_json()
     assert ours.to_dict() == theirs.to_dict()
+    for options in ({"exclude_unset": False}, {"exclude_none": True}, {"exclude_defaults": True}):
+        assert ours.to_dict(**options) == theirs.to_dict(**options)
 
 
 def test_model_list_entry_dumps_like_openai() -> None:
