@@ -191,7 +191,16 @@ def build(
     failed = step is not None and fault is None and step.status != 200
     if stream and not failed and (fault is None or fault in STREAM_FAULTS):
         return _stream(
-            seed, hang_s, seq, spec, step, include_usage, prompt_tokens, words, finish_reason
+            seed,
+            hang_s,
+            seq,
+            spec,
+            step,
+            include_usage,
+            prompt_tokens,
+            words,
+            finish_reason,
+            tool_call,
         )
 
     def payload() -> Dict[str, Any]:
@@ -265,6 +274,7 @@ def _stream(
     prompt_tokens: int,
     words: List[str],
     finish_reason: str,
+    tool_call: Optional[Dict[str, Any]] = None,
 ) -> Reply:
     """A stream, broken by a stream fault after ``step.after_chunks`` events (default half).
 
@@ -274,7 +284,7 @@ def _stream(
     """
     cid = f"chatcmpl-sim{seed % 1000:03d}{seq:09d}"
     payloads: List[Any] = wire.chunk_payloads(
-        cid, spec.id, words, finish_reason, prompt_tokens, include_usage
+        cid, spec.id, words, finish_reason, prompt_tokens, include_usage, tool_call
     )
     fault = step.fault if step is not None else None
     end = {"truncate": "truncated", "reset": "reset", "stall": "stall"}.get(str(fault))

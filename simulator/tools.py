@@ -2,8 +2,8 @@
 
 Deterministic, as every answer: the tool is the one ``tool_choice`` names, else the first;
 its arguments fill the schema's required properties with values derived from the seed. Once
-the conversation ends with a ``tool`` result, the model answers in text. Streams answer in
-text (tool-call deltas are not simulated).
+the conversation ends with a ``tool`` result, the model answers in text. Streams carry the
+call as tool-call deltas.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _arguments(seed: int, name: str, parameters: Any) -> Dict[str, Any]:
 def tool_call(request: Mapping[str, Any], seed: int, seq: int) -> Optional[Dict[str, Any]]:
     """The function call a request with ``tools`` gets, or None for a text answer."""
     tools, choice = request.get("tools"), request.get("tool_choice", "auto")
-    if not isinstance(tools, list) or not tools or choice == "none" or request.get("stream"):
+    if not isinstance(tools, list) or not tools or choice == "none":
         return None
     messages = request.get("messages")
     last = messages[-1] if isinstance(messages, list) and messages else None

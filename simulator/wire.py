@@ -236,11 +236,14 @@ def chunk_payloads(
     finish: str,
     prompt_tokens: int,
     include_usage: bool,
+    tool_call: Optional[Dict[str, Any]] = None,
 ) -> List[Any]:
     """The ``chat.completion.chunk`` objects of a stream, then ``[DONE]``.
 
     The first chunk carries the role, then one chunk per word, then the finish reason, then
-    (with ``include_usage``) a usage chunk with empty choices.
+    (with ``include_usage``) a usage chunk with empty choices. With ``tool_call``, the first
+    chunk opens the call (id, name, empty arguments) and the next ones carry the arguments in
+    pieces, as OpenAI streams them.
     """
 
     def chunk(delta: Dict[str, Any], reason: Optional[str]) -> Dict[str, Any]:
@@ -256,9 +259,25 @@ def chunk_payloads(
             body["usage"] = None
         return body
 
-    out: List[Any] = [chunk({"role": "assistant", "content": ""}, None)]
-    out.extend(chunk({"content": w if i == 0 else " " + w}, None) for i, w in enumerate(words))
-    out.append(chunk({}, finish))
+    completion_tokens = len(words)
+    if tool_call is None:
+        out: List[Any] = [chunk({"role": "assistant", "content": ""}, None)]
+        out.extend(chunk({"content": w if i == 0 else " " + w}, None) for i, w in enumerate(words))
+        out.append(chunk({}, finish))
+    else:
+        function = tool_call["function"]
+        opening = {**tool_call, "index": 0, "function": {"name": function["name"], "arguments": ""}}
+        out = [chunk({"role": "assistant", "content": None, "tool_calls": [opening]}, None)]
+        arguments = function["arguments"]
+        out.extend(
+            chunk(
+                {"tool_calls": [{"index": 0, "function": {"arguments": arguments[i : i + 8]}}]},
+                None,
+            )
+            for i in range(0, len(arguments), 8)
+        )
+        out.append(chunk({}, "tool_calls"))
+        completion_tokens = 8 + len(arguments) // 4
     if include_usage:
         out.append(
             {
@@ -268,7 +287,7 @@ def chunk_payloads(
                 "model": model,
                 "system_fingerprint": FINGERPRINT,
                 "choices": [],
-                "usage": _usage(prompt_tokens, len(words)),
+                "usage": _usage(prompt_tokens, completion_tokens),
             }
         )
     out.append("[DONE]")

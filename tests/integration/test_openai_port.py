@@ -73,6 +73,15 @@ for chunk in stream:
         out["stream_usage"] = chunk.usage.total_tokens
 out["stream_text"] = "".join(parts)
 
+stream = client.chat.completions.create(model="gpt-4o-mini", messages=messages[:1], tools=tools,
+                                        stream=True)
+name, pieces = None, []
+for chunk in stream:
+    for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+        name = delta.function.name or name
+        pieces.append(delta.function.arguments or "")
+out["stream_tool"] = [name, json.loads("".join(pieces)) == args]
+
 out["models"] = sorted(m.id for m in client.models.list())
 out["models_data"] = len(client.models.list().data)
 model = client.models.retrieve("gpt-4o-mini")
@@ -142,6 +151,7 @@ def test_the_ported_script_runs_against_the_simulator() -> None:
     assert out["tool"][:3] == ["tool_calls", "function", "get_weather"]
     assert out["tool"][3] == ["city"] and out["tool"][4] == "stop" and out["tool"][5]
     assert out["stream_text"] and out["stream_usage"] > 0
+    assert out["stream_tool"] == ["get_weather", True]
     assert "gpt-4o-mini" in out["models"] and "text-embedding-3-small" in out["models"]
     assert out["models_data"] == len(out["models"])
     assert out["model"] == ["gpt-4o-mini", "model", "openai"] and out["missing"] == 404

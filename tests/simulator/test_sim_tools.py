@@ -72,3 +72,35 @@ def test_after_a_tool_result_or_with_tool_choice_none_the_answer_is_text() -> No
     body = _json.dumps({"model": "m1", "messages": messages, "tools": TOOLS}).encode()
     reply = core.handle("POST", "/v1/chat/completions", AUTH, body, 0)
     assert reply.payload["choices"][0]["finish_reason"] == "stop"
+
+
+def test_a_streamed_tool_call_arrives_as_deltas_that_accumulate_to_the_plain_call() -> None:
+    """Streamed: an opening delta (id, name) then argument pieces; cometsync folds them back."""
+    import cometsync
+    from simulator import Simulator
+
+    choice = {"type": "function", "function": {"name": "weather"}}
+    scenario = {"models": {"m1": {}}, "seed": 4}
+    with Simulator(scenario) as sim, cometsync.Client(api_key="k", base_url=sim.base_url) as c:
+        plain = c.chat.completions.create(
+            model="m1",
+            messages=[{"role": "user", "content": "hi"}],
+            tools=TOOLS,
+            tool_choice=choice,
+        )
+        stream = c.chat.completions.create(
+            model="m1",
+            messages=[{"role": "user", "content": "hi"}],
+            tools=TOOLS,
+            tool_choice=choice,
+            stream=True,
+        )
+        chunks = list(stream)
+        final = stream.get_final_completion()
+    opening = chunks[0].choices[0].delta.tool_calls[0]
+    assert opening.function.name == "weather" and opening.function.arguments == ""
+    assert len(chunks) > 3 and chunks[-1].choices[0].finish_reason == "tool_calls"
+    (call,) = final.choices[0].message.tool_calls or []
+    expected = (plain.choices[0].message.tool_calls or [])[0]
+    assert call.function.arguments == expected.function.arguments
+    assert call.function.name == "weather" and final.choices[0].finish_reason == "tool_calls"
