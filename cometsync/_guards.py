@@ -59,6 +59,14 @@ class Guards:
         """Whether a retry may be spent now; called only when the policy wants one."""
         return True
 
+    def refuse_retry(self, model: Optional[str], now: float) -> Optional[str]:
+        """Why ``model`` must not be asked again by a call that just failed on it, or None.
+
+        A breaker that is open or probing refuses: a probe is one attempt, and the call
+        whose failure tripped the breaker sends nothing more while it cools down.
+        """
+        return None
+
     def observe(self, model: Optional[str], verdict: Classification, now: float) -> None:
         """Learn from an attempt's outcome."""
 
@@ -430,7 +438,9 @@ class _CooldownState:
                 del self.models[model]
             return
         status = getattr(verdict.error, "status_code", None)
-        if not verdict.fallback or status == 429:
+        # A 429 is the limiter's business; a 400 that allows a fallback (context length) is
+        # about the prompt, not the model's health.
+        if not verdict.fallback or status in (400, 429):
             if b is not None and b.open_until is not None and now >= b.open_until:
                 b.probe_until = None  # the probe proved nothing either way: probe again
             return

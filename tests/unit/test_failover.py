@@ -1,0 +1,330 @@
+"""Failover of recoverable faults (issue 11): timeouts, first-token limits, context length.
+
+Pure tests of the policy and of the call flow, driven with the fake clock: no sockets, no sleeps.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import pytest
+
+import cometsync
+from cometsync import APIConnectionError, APITimeoutError, ConfigError, RetryPolicy, Timeout
+from cometsync._client import _attach, _parse_completion
+from cometsync._errors import PoolTimeoutError
+from cometsync._flow import CallSpec, Send, Sleep, call_flow
+from cometsync._policy import Classification, classify, decide
+from cometsync.testing import (
+    FakeClock,
+    ScriptedTransport,
+    completion_body,
+    json_response,
+)
+
+KEY = "sk-test-SECRET-failover"
+MSGS = [{"role": "user", "content": "hi"}]
+SPEC: CallSpec[cometsync.ChatCompletion] = CallSpec(
+    method="POST",
+    path="/chat/completions",
+    route="/v1/chat/completions",
+    parse=_parse_completion,
+    body={"messages": MSGS},
+    attach=_attach,
+)
+CONTEXT_BODY = {
+    "error": {
+        "message": "This model's maximum context length is 8192 tokens. However, your "
+        "messages resulted in 9000 tokens.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+}
+
+
+def ok(model: str) -> Any:
+    return json_response(200, completion_body("fine", model=model))
+
+
+Reply = Callable[[Send], Any]
+
+
+def drive(
+    chain: Sequence[Optional[str]],
+    reply: Reply,
+    *,
+    policy: Optional[RetryPolicy] = None,
+    clock: Optional[FakeClock] = None,
+    timeout: Optional[Timeout] = None,
+    **kwargs: Any,
+) -> Tuple[Any, List[Send], List[float]]:
+    """Run one call_flow to its end; (result or raised error, sends, sleeps)."""
+    clock = clock or FakeClock()
+    flow = call_flow(
+        SPEC, chain, policy or RetryPolicy(), clock=clock, timeout=timeout or Timeout(), **kwargs
+    )
+    sends: List[Send] = []
+    sleeps: List[float] = []
+    try:
+        action = next(flow)
+        while True:
+            if isinstance(action, Send):
+                sends.append(action)
+                outcome = reply(action)
+            else:
+                assert isinstance(action, Sleep)
+                sleeps.append(action.seconds)
+                clock.sleep(action.seconds)
+                outcome = None
+            action = flow.send(outcome)
+    except StopIteration as stop:
+        return stop.value, sends, sleeps
+    except cometsync.APIError as error:
+        return error, sends, sleeps
+
+
+def silent_then_ok(silent: str) -> Reply:
+    def reply(send: Send) -> Any:
+        if send.model == silent:
+            return APITimeoutError(f"read timed out after {send.timeout.read:g}s")
+        return ok(str(send.model))
+
+    return reply
+
+
+# -- point 1: timeouts fall over -------------------------------------------------------------
+
+
+def test_a_timeout_is_classified_to_fall_over_and_a_slot_timeout_is_not() -> None:
+    """A read/connect timeout marks fail_over; a limiter-slot timeout (nothing sent) does not."""
+    policy = RetryPolicy()
+    timed_out = classify(APITimeoutError("read timed out"), policy, model="m1", now=0)
+    assert (timed_out.retry, timed_out.fallback, timed_out.fail_over) == (True, True, True)
+    slot = classify(PoolTimeoutError("no slot"), policy, model="m1", now=0)
+    assert (slot.retry, slot.fallback, slot.fail_over) == (True, True, False)
+    reset = classify(APIConnectionError("reset"), policy, model="m1", now=0)
+    assert (reset.retry, reset.fail_over) == (True, False)
+
+
+def test_decide_falls_over_at_once_with_a_next_model_and_retries_on_the_last() -> None:
+    """A timeout moves on at once when a model follows, and is retried per policy on the last."""
+    verdict = Classification(ok=False, retry=True, fallback=True, fail_over=True)
+    step = decide(verdict, 1, RetryPolicy())
+    assert step.decision == "fallback" and step.delay is None and "timed out" in step.reason
+    last = decide(verdict, 1, RetryPolicy(), has_next_model=False)
+    assert last.decision == "retry" and last.delay is not None
+    assert decide(verdict, 3, RetryPolicy(), has_next_model=False).decision == "raise"
+
+
+def test_a_silent_primary_is_asked_once_before_the_fallback_answers() -> None:
+    """One timed-out attempt on the primary, no sleep, then the fallback's answer."""
+    result, sends, sleeps = drive(["m1", "m2"], silent_then_ok("m1"))
+    assert isinstance(result, cometsync.ChatCompletion)
+    assert [s.model for s in sends] == ["m1", "m2"]
+    assert sleeps == []
+    assert [a.decision for a in result.attempts] == ["fallback", "success"]
+
+
+def test_a_silent_last_model_is_retried_per_the_policy() -> None:
+    """With nowhere to go, a timeout is retried with backoff, max_retries times."""
+    result, sends, sleeps = drive(["m1"], silent_then_ok("m1"))
+    assert isinstance(result, APITimeoutError)
+    assert len(sends) == 3 and len(sleeps) == 2
+    assert [a.decision for a in result.attempts] == ["retry", "retry", "raise"]
+
+
+def test_a_silent_middle_model_falls_over_and_a_silent_last_one_is_retried() -> None:
+    """In a three-model chain, every silent model but the last is asked exactly once."""
+
+    def reply(send: Send) -> Any:
+        return APITimeoutError("connect timed out")
+
+    error, sends, _ = drive(["m1", "m2", "m3"], reply, policy=RetryPolicy(max_retries=1))
+    assert isinstance(error, APITimeoutError)
+    assert [s.model for s in sends] == ["m1", "m2", "m3", "m3"]
+
+
+def test_a_timeout_falls_over_through_the_client_with_one_primary_request() -> None:
+    """Through Client + transport, a silent primary costs one request, then the fallback."""
+    clock = FakeClock()
+    transport = ScriptedTransport([APITimeoutError("read timed out"), ok("m2")])
+    client = cometsync.Client(
+        api_key=KEY, transport=transport, clock=clock, fallback_models=["m2"], timeout=0.2
+    )
+    result = client.chat.completions.create(model="m1", messages=MSGS)
+    assert result.model == "m2"
+    assert transport.models == ["m1", "m2"]
+    assert clock.sleeps == []
+
+
+# -- point 2: Timeout.first_token ----------------------------------------------------------
+
+
+def test_timeout_first_token_defaults_to_none_and_old_forms_coerce_unchanged() -> None:
+    """The new field is optional; seconds, pairs and None coerce exactly as before."""
+    assert Timeout().first_token is None
+    assert Timeout.coerce(3) == Timeout(connect=3.0, read=3.0)
+    assert Timeout.coerce((2, 9)) == Timeout(connect=2, read=9)
+    assert Timeout.coerce(None) == Timeout(connect=5.0, read=120.0, first_token=None)
+    t = Timeout(first_token=10)
+    assert Timeout.coerce(t) is t
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), True, "5"])
+def test_a_bad_first_token_is_a_config_error_naming_it(bad: Any) -> None:
+    """first_token is validated like connect and read, and the message names the field."""
+    with pytest.raises(ConfigError, match="first_token"):
+        Timeout(first_token=bad)
+
+
+def test_first_token_is_accepted_wherever_a_timeout_is() -> None:
+    """Client(timeout=), with_options(timeout=) and create(timeout=) all take first_token."""
+    clock = FakeClock()
+    transport = ScriptedTransport([ok("m1")])
+    client = cometsync.Client(
+        api_key=KEY, transport=transport, clock=clock, timeout=Timeout(first_token=7)
+    )
+    assert client.timeout.first_token == 7
+    assert client.with_options(timeout=Timeout(read=30, first_token=4)).timeout.first_token == 4
+    client.chat.completions.create(
+        model="m1", messages=MSGS, timeout=Timeout(read=30, first_token=3)
+    )
+    assert transport.timeouts[-1].first_token == 3
+
+
+def test_the_deadline_caps_first_token_like_the_other_parts() -> None:
+    """capped() cuts first_token to the time left, and until_first_token() caps read to it."""
+    t = Timeout(connect=5, read=60, first_token=20)
+    assert t.capped(8) == Timeout(connect=5, read=8, first_token=8)
+    assert t.capped(None) is t
+    assert t.until_first_token() == Timeout(connect=5, read=20, first_token=20)
+    assert Timeout(read=5, first_token=20).until_first_token().read == 5
+    assert Timeout().until_first_token() == Timeout()
+
+
+def test_a_first_token_timeout_falls_over_like_any_timeout() -> None:
+    """The error a stream raises for a late first token is a timeout: next model at once."""
+
+    def reply(send: Send) -> Any:
+        if send.model == "m1":
+            return APITimeoutError("no first token within 2s")
+        return ok("m2")
+
+    result, sends, sleeps = drive(["m1", "m2"], reply, timeout=Timeout(read=60, first_token=2))
+    assert isinstance(result, cometsync.ChatCompletion)
+    assert [s.model for s in sends] == ["m1", "m2"] and sleeps == []
+    assert sends[0].timeout.first_token == 2
+
+
+# -- point 4: context_length_exceeded -----------------------------------------------------
+
+
+def context_reply(status: int = 400, body: Any = None) -> Reply:
+    def reply(send: Send) -> Any:
+        if send.model == "small":
+            return json_response(status, CONTEXT_BODY if body is None else body)
+        return ok(str(send.model))
+
+    return reply
+
+
+def test_context_length_falls_back_at_once_without_retrying() -> None:
+    """A 400 context_length_exceeded asks the next model at once; the small one only once."""
+    result, sends, sleeps = drive(["small", "large"], context_reply())
+    assert isinstance(result, cometsync.ChatCompletion) and result.model == "large"
+    assert [s.model for s in sends] == ["small", "large"] and sleeps == []
+
+
+def test_context_length_on_the_last_model_is_raised_at_once() -> None:
+    """With no larger model left, the 400 is raised after one attempt."""
+    error, sends, sleeps = drive(["small"], context_reply())
+    assert isinstance(error, cometsync.BadRequestError)
+    assert error.code == "context_length_exceeded"
+    assert len(sends) == 1 and sleeps == []
+
+
+def test_openai_maximum_context_length_message_without_the_code_counts() -> None:
+    """OpenAI's 'maximum context length' message is recognised when the code is missing."""
+    body = {
+        "error": {
+            "message": "This model's maximum context length is 4096 tokens.",
+            "type": "invalid_request_error",
+            "code": None,
+        }
+    }
+    result, sends, _ = drive(["small", "large"], context_reply(body=body))
+    assert isinstance(result, cometsync.ChatCompletion)
+    assert [s.model for s in sends] == ["small", "large"]
+
+
+def test_context_length_is_never_resent_even_when_the_server_says_retry() -> None:
+    """x-should-retry: true cannot make the same too-long prompt be sent again."""
+    response = json_response(400, CONTEXT_BODY, {"x-should-retry": "true"})
+    verdict = classify(response, RetryPolicy(), model="small", now=0)
+    assert (verdict.retry, verdict.fallback) == (False, True)
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (
+            400,
+            {
+                "error": {
+                    "message": "bad param",
+                    "type": "invalid_request_error",
+                    "code": "invalid_value",
+                }
+            },
+        ),
+        (
+            400,
+            {
+                "error": {
+                    "message": "flagged",
+                    "type": "invalid_request_error",
+                    "code": "content_filter",
+                }
+            },
+        ),
+        (
+            401,
+            {
+                "error": {
+                    "message": "bad key",
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                }
+            },
+        ),
+        (413, CONTEXT_BODY["error"]["message"]),
+    ],
+)
+def test_other_400s_content_filter_and_401_are_raised_at_once(status: int, body: Any) -> None:
+    """Malformed requests, content-policy refusals and auth failures never retry or fall back."""
+    error, sends, _ = drive(["small", "large"], context_reply(status, body))
+    assert isinstance(error, cometsync.APIStatusError) and error.status_code == status
+    assert [s.model for s in sends] == ["small"]
+
+
+def test_context_length_does_not_count_against_the_model_in_the_breaker() -> None:
+    """Long prompts say nothing of a model's health: they never trip its cooldown."""
+    clock = FakeClock()
+    script: List[Any] = []
+    for _ in range(8):
+        script += [json_response(400, CONTEXT_BODY), ok("large")]
+    client = cometsync.Client(
+        api_key=KEY,
+        transport=ScriptedTransport(script),
+        clock=clock,
+        fallback_models=["large"],
+        protections=cometsync.Protections(
+            budget=None, limiter=None, cooldown=cometsync.Cooldowns(failures=2)
+        ),
+    )
+    for _ in range(8):
+        result = client.chat.completions.create(model="small", messages=MSGS)
+        assert [a.model for a in result.attempts] == ["small", "large"]
+    stats: Dict[str, Any] = client.stats()
+    assert "small" not in (stats["cooldowns"] or {})
