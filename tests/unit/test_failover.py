@@ -5,15 +5,34 @@ Pure tests of the policy and of the call flow, driven with the fake clock: no so
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
 import cometsync
-from cometsync import APIConnectionError, APITimeoutError, ConfigError, RetryPolicy, Timeout
+from cometsync import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigError,
+    Cooldowns,
+    Protections,
+    RetryPolicy,
+    Timeout,
+)
 from cometsync._client import _attach, _parse_completion
 from cometsync._errors import PoolTimeoutError
 from cometsync._flow import CallSpec, Send, Sleep, call_flow
+from cometsync._guards import (
+    CLOSED,
+    FAILURE,
+    NEUTRAL,
+    OK,
+    breaker_admit,
+    breaker_observe,
+    breaker_outcome,
+    breaker_refuses_retry,
+)
 from cometsync._policy import Classification, classify, decide
 from cometsync.testing import (
     FakeClock,
@@ -328,3 +347,177 @@ def test_context_length_does_not_count_against_the_model_in_the_breaker() -> Non
         assert [a.model for a in result.attempts] == ["small", "large"]
     stats: Dict[str, Any] = client.stats()
     assert "small" not in (stats["cooldowns"] or {})
+
+
+# -- point 5: breakers that close promptly --------------------------------------------------
+
+
+def test_a_breaker_probes_at_a_steady_interval_however_long_the_outage() -> None:
+    """Failed probes reopen the breaker for `cooldown` each time, never doubling."""
+    config = Cooldowns(failures=1, cooldown=5.0)
+    b = breaker_observe(CLOSED, config, FAILURE, None, 0.0)
+    opened = []
+    now = 0.0
+    for _ in range(40):  # 200 s of outage: forty failed probes
+        assert b.open_until is not None
+        opened.append(b.open_until - now)
+        now = b.open_until
+        b, refusal = breaker_admit(b, config, now)
+        assert refusal is None  # the probe
+        b = breaker_observe(b, config, FAILURE, None, now)
+    assert set(opened) == {5.0}
+    assert breaker_observe(b, config, OK, None, now + 5.0) is CLOSED
+
+
+def test_a_breaker_waits_for_a_longer_retry_after_and_no_longer() -> None:
+    """The server's Retry-After holds the breaker open when longer than the cooldown."""
+    config = Cooldowns(failures=1, cooldown=5.0)
+    b = breaker_observe(CLOSED, config, FAILURE, 8.0, 10.0)
+    assert b.open_until == 18.0
+    b, _ = breaker_admit(b, config, 18.0)
+    b = breaker_observe(b, config, FAILURE, 2.0, 18.5)
+    assert b.open_until == 23.5  # a shorter Retry-After: the steady cooldown
+
+
+def test_a_breaker_refuses_retries_while_open_or_probing_and_only_a_fault_counts() -> None:
+    """Retries are refused when open or half-open; 429s and 400s are neutral, as is a success."""
+    config = Cooldowns(failures=2, cooldown=5.0)
+    b = breaker_observe(CLOSED, config, FAILURE, None, 0.0)
+    assert breaker_refuses_retry(b, 0.0) is None  # one failure: still closed
+    b = breaker_observe(b, config, FAILURE, None, 1.0)
+    assert "cools down" in str(breaker_refuses_retry(b, 1.0))
+    assert "half-open" in str(breaker_refuses_retry(b, 6.5))
+    rate_limited = Classification(
+        ok=False, retry=True, fallback=True, error=cometsync.RateLimitError("x", status_code=429)
+    )
+    assert breaker_outcome(rate_limited) == NEUTRAL
+    assert breaker_outcome(Classification(ok=True)) == OK
+
+
+def test_max_cooldown_brings_back_the_doubling() -> None:
+    """A max_cooldown above cooldown doubles after each failed probe, up to it."""
+    config = Cooldowns(failures=1, cooldown=5.0, max_cooldown=12.0)
+    b = breaker_observe(CLOSED, config, FAILURE, None, 0.0)
+    waits = []
+    for _ in range(3):
+        assert b.open_until is not None
+        now = b.open_until
+        b, _ = breaker_admit(b, config, now)
+        b = breaker_observe(b, config, FAILURE, None, now)
+        assert b.open_until is not None
+        waits.append(b.open_until - now)
+    assert waits == [10.0, 12.0, 12.0]
+    with pytest.raises(ConfigError, match="max_cooldown"):
+        Cooldowns(cooldown=5.0, max_cooldown=4.0)
+
+
+def breaker_client(
+    script: Sequence[Any], clock: FakeClock, **kwargs: Any
+) -> Tuple[cometsync.Client, ScriptedTransport]:
+    transport = ScriptedTransport(script)
+    kwargs.setdefault("protections", Protections(budget=None, limiter=None, cooldown=Cooldowns()))
+    client = cometsync.Client(api_key=KEY, transport=transport, clock=clock, **kwargs)
+    return client, transport
+
+
+def test_the_call_that_trips_the_breaker_sends_nothing_more_to_that_model() -> None:
+    """The 5th failure in a row trips the breaker: that call goes to the next model at once."""
+    clock = FakeClock()
+    fail = json_response(503, {"error": {"message": "down"}})
+    client, transport = breaker_client([fail] * 3 + [ok("m2")] + [fail] * 2 + [ok("m2")], clock)
+    client = client.with_options(fallback_models=["m2"])
+    create = client.chat.completions.create
+    first = create(model="m1", messages=MSGS)
+    assert [a.model for a in first.attempts] == ["m1", "m1", "m1", "m2"]
+    second = create(model="m1", messages=MSGS)  # failures 4 and 5: the 5th trips it
+    assert [(a.model, a.decision) for a in second.attempts] == [
+        ("m1", "retry"),
+        ("m1", "fallback"),
+        ("m2", "success"),
+    ]
+    assert "cools down" in second.attempts[1].reason
+    assert second.attempts[1].delay is None
+
+
+def test_a_probe_is_one_attempt_and_a_failed_probe_falls_back_at_once() -> None:
+    """Past the cooldown one call probes with one attempt; on failure it falls back, no sleep."""
+    clock = FakeClock()
+    fail = json_response(503, {"error": {"message": "down"}})
+    protections = Protections(budget=None, limiter=None, cooldown=Cooldowns(failures=1))
+    client, transport = breaker_client(
+        [fail, ok("m2"), fail, ok("m2"), ok("m1")], clock, protections=protections
+    )
+    client = client.with_options(fallback_models=["m2"])
+    create = client.chat.completions.create
+    tripped = create(model="m1", messages=MSGS)
+    assert [a.model for a in tripped.attempts] == ["m1", "m2"]
+    clock.advance(5.0)
+    sleeps_before = list(clock.sleeps)
+    probed = create(model="m1", messages=MSGS)
+    assert [(a.model, a.decision) for a in probed.attempts] == [
+        ("m1", "fallback"),
+        ("m2", "success"),
+    ]
+    assert clock.sleeps == sleeps_before
+    clock.advance(5.0)
+    back = create(model="m1", messages=MSGS)
+    assert [a.model for a in back.attempts] == ["m1"]
+    assert transport.models == ["m1", "m2", "m1", "m2", "m1"]
+
+
+def test_on_a_single_model_the_tripping_call_waits_out_the_cooldown_then_probes() -> None:
+    """With no other model, the call that tripped the breaker sends nothing until it closes."""
+    clock = FakeClock()
+    fail = json_response(503, {"error": {"message": "down"}})
+    protections = Protections(budget=None, limiter=None, cooldown=Cooldowns(failures=1))
+    client, transport = breaker_client([fail, ok("m1")], clock, protections=protections)
+    start = clock.monotonic()
+    result = client.chat.completions.create(model="m1", messages=MSGS)
+    assert [a.decision for a in result.attempts] == ["retry", "success"]
+    assert clock.monotonic() - start == pytest.approx(5.0)
+    assert transport.models == ["m1", "m1"]
+
+
+class OutageTransport:
+    """The primary answers 503 between ``start`` and ``end`` on the fake clock; others answer."""
+
+    def __init__(self, clock: FakeClock, start: float, end: float) -> None:
+        self.clock, self.start, self.end = clock, start, end
+        self.sent: List[Tuple[float, str, int]] = []
+
+    def send(self, request: Any, timeout: Timeout) -> Any:
+        model = json.loads(request.body)["model"]
+        now = self.clock.monotonic()
+        self.clock.advance(0.05)
+        if model == "primary" and self.start <= now < self.end:
+            self.sent.append((now, model, 503))
+            return json_response(503, {"error": {"message": "down"}})
+        self.sent.append((now, model, 200))
+        return ok(model)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("outage", [20.0, 45.0, 60.0, 100.0, 600.0])
+def test_the_primary_is_back_in_use_within_10s_of_the_end_of_any_outage(outage: float) -> None:
+    """One call every 4 s; after an outage of any length the primary answers within ~10 s."""
+    clock = FakeClock(start=0.0)
+    transport = OutageTransport(clock, 8.0, 8.0 + outage)
+    client = cometsync.Client(
+        api_key=KEY, transport=transport, clock=clock, fallback_models=["backup"]
+    )
+    lost = 0
+    while clock.monotonic() < 8.0 + outage + 40.0:
+        try:
+            client.chat.completions.create(model="primary", messages=MSGS)
+        except cometsync.APIError:
+            lost += 1
+        clock.advance(4.0 - (clock.monotonic() % 4.0))
+    end = 8.0 + outage
+    back = min(t for t, m, status in transport.sent if m == "primary" and t >= end)
+    assert back - end <= 10.0
+    assert all(m == "primary" for t, m, _ in transport.sent if t > back)
+    during = [t for t, m, _ in transport.sent if m == "primary" and 20.0 <= t < end]
+    assert len(during) <= outage / 8.0 + 1  # a single probe per cooldown at most
+    assert lost == 0
