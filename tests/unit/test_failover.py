@@ -20,10 +20,10 @@ from cometsync import (
     RetryPolicy,
     Timeout,
 )
-from cometsync._client import _attach, _parse_completion
 from cometsync._errors import PoolTimeoutError
 from cometsync._flow import CallSpec, Send, Sleep, call_flow
-from cometsync._guards import (
+from cometsync._policy import Classification, classify, decide
+from cometsync.guards.cooldowns import (
     CLOSED,
     FAILURE,
     NEUTRAL,
@@ -33,7 +33,7 @@ from cometsync._guards import (
     breaker_outcome,
     breaker_refuses_retry,
 )
-from cometsync._policy import Classification, classify, decide
+from cometsync.resources.chat import _attach, _parse_completion
 from cometsync.testing import (
     FakeClock,
     ScriptedTransport,
