@@ -6,7 +6,7 @@ Pure tests of the policy and of the call flow, driven with the fake clock: no so
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -23,6 +23,7 @@ from cometsync import (
 from cometsync._errors import PoolTimeoutError
 from cometsync._flow import CallSpec, Send, Sleep, call_flow
 from cometsync._policy import Classification, classify, decide
+from cometsync._stream_open import FirstToken, StreamStart, has_content, open_stream
 from cometsync.guards.cooldowns import (
     CLOSED,
     FAILURE,
@@ -35,8 +36,11 @@ from cometsync.guards.cooldowns import (
 )
 from cometsync.resources.chat import _attach, _parse_completion
 from cometsync.testing import (
+    DONE,
     FakeClock,
     ScriptedTransport,
+    StreamedResponse,
+    chunk_body,
     completion_body,
     json_response,
 )
@@ -521,3 +525,54 @@ def test_the_primary_is_back_in_use_within_10s_of_the_end_of_any_outage(outage: 
     during = [t for t, m, _ in transport.sent if m == "primary" and 20.0 <= t < end]
     assert len(during) <= outage / 8.0 + 1  # a single probe per cooldown at most
     assert lost == 0
+
+
+# -- point 2 in the stream's opening (fake clock, no sockets) -------------------------------
+
+
+class SlowPieces(StreamedResponse):
+    """A scripted stream whose every piece costs ``gap`` seconds on the fake clock."""
+
+    def __init__(self, pieces: Sequence[Any], clock: FakeClock, gap: float) -> None:
+        super().__init__(pieces)
+        self.clock, self.gap = clock, gap
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        for piece in super().iter_bytes():
+            self.clock.advance(self.gap)
+            yield piece
+
+
+def test_role_only_chunks_are_held_until_the_first_content_chunk() -> None:
+    """With a budget, open_stream returns at the first content chunk, keeping the role chunk."""
+    clock = FakeClock()
+    pieces = [chunk_body(None, role="assistant"), chunk_body("hi"), DONE]
+    budget = FirstToken(clock.monotonic() + 5.0, 5.0, 60.0, clock)
+    start = open_stream(SlowPieces(pieces, clock, 1.0), "m1", budget)
+    assert isinstance(start, StreamStart) and start.first is not None
+    assert not has_content(start.first)
+    assert [c.choices[0].delta.content for c in start.rest] == ["hi"]
+    plain = open_stream(SlowPieces(pieces, clock, 1.0), "m1")
+    assert isinstance(plain, StreamStart) and plain.rest == ()
+
+
+def test_a_budget_spent_on_role_chunks_and_comments_is_a_timeout() -> None:
+    """Pieces that carry no content cannot stretch the budget: APITimeoutError, response closed."""
+    clock = FakeClock()
+    pieces = [chunk_body(None, role="assistant")] + [b": ping\n\n"] * 10 + [chunk_body("x")]
+    response = SlowPieces(pieces, clock, 1.0)
+    budget = FirstToken(clock.monotonic() + 4.0, 4.0, 60.0, clock)
+    outcome = open_stream(response, "m1", budget)
+    assert isinstance(outcome, APITimeoutError)
+    assert str(outcome) == "no first token within 4s"
+    assert response.closed and response.reads <= 5
+
+
+def test_an_empty_answer_after_a_role_chunk_is_still_an_answer() -> None:
+    """A role chunk then [DONE] within the budget is handed over, as without a budget."""
+    clock = FakeClock()
+    pieces = [chunk_body(None, role="assistant", finish_reason=None), DONE]
+    budget = FirstToken(clock.monotonic() + 5.0, 5.0, 60.0, clock)
+    start = open_stream(SlowPieces(pieces, clock, 0.1), "m1", budget)
+    assert isinstance(start, StreamStart) and start.first is not None
+    assert next(start.events).data == "[DONE]"
