@@ -232,8 +232,9 @@ def call_flow(
                     step = demote(verdict, has_next, held)
                 elif not guards.allow_retry(model, done_at):
                     step = demote(verdict, has_next, "retry budget exhausted")
-                else:
-                    rewait = held is not None
+                elif held is not None:
+                    rewait = True
+                    step = step._replace(reason=f"{held}; the retry waits for it")
             status_code = getattr(outcome, "status_code", None)
             error_text = _describe(verdict.error)
             record(
