@@ -576,3 +576,64 @@ def test_an_empty_answer_after_a_role_chunk_is_still_an_answer() -> None:
     start = open_stream(SlowPieces(pieces, clock, 0.1), "m1", budget)
     assert isinstance(start, StreamStart) and start.first is not None
     assert next(start.events).data == "[DONE]"
+
+
+class TripsDuringSleep(cometsync.Guards):
+    """Guards whose breaker for m1 opens while the call sleeps its backoff."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def refuse_retry(self, model: Optional[str], now: float) -> Optional[str]:
+        self.calls += 1
+        return None if self.calls == 1 else "the model cools down for 5s"
+
+
+def test_a_retry_decided_before_the_trip_is_not_sent_to_the_cooling_model() -> None:
+    """A call that slept its backoff while the breaker tripped goes to the next model instead."""
+    fail = json_response(503, {"error": {"message": "down"}})
+
+    def reply(send: Send) -> Any:
+        return fail if send.model == "m1" else ok("m2")
+
+    result, sends, sleeps = drive(["m1", "m2"], reply, guards=TripsDuringSleep())
+    assert isinstance(result, cometsync.ChatCompletion)
+    assert [s.model for s in sends] == ["m1", "m2"]
+    assert len(sleeps) == 1
+
+
+def test_in_virtual_time_the_primary_is_back_within_10s_of_a_long_outage() -> None:
+    """The simulator's fault model, one call every 4 s, the primary down for 60 s: back <= 10 s."""
+    from simulator.core import Core
+    from simulator.scenario import parse_scenario
+    from simulator.virtual import CoreServer, Engine
+
+    scenario = {
+        "models": {
+            "primary": {"outages": [{"start": 10, "end": 70, "status": 503}]},
+            "backup": {},
+        }
+    }
+    core = Core(parse_scenario(scenario), seed=1)
+    core.set_origin(0.0)
+    engine = Engine()
+    server = CoreServer(core)
+    guards = Protections().build(ceiling=8, clock=engine.clock)
+    for i in range(30):
+        flow = call_flow(
+            SPEC,
+            ["primary", "backup"],
+            RetryPolicy(),
+            clock=engine.clock,
+            timeout=Timeout(),
+            guards=guards,
+        )
+        engine.spawn(flow, server, at=4.0 * i, guards=guards)
+    engine.run()
+    assert all(t.ok for t in engine.tasks)
+    back = min(t.started for t in engine.tasks if t.started >= 70 and t.result.model == "primary")
+    assert back - 70 <= 10.0
+    probes = [
+        t for t in engine.tasks if 20 <= t.started < 70 and t.result.attempts[0].model == "primary"
+    ]
+    assert all(len([a for a in t.result.attempts if a.model == "primary"]) == 1 for t in probes)
