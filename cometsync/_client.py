@@ -51,6 +51,7 @@ class Client:
         fallback_models: model ids tried, in order, after the requested one.
         retry: the per-model retry policy; None means ``RetryPolicy()``.
         timeout: per attempt: seconds, ``(connect, read)`` or ``Timeout``; None means 5 s / 120 s.
+            ``Timeout(first_token=...)`` also bounds a stream's wait for its first content.
         deadline: seconds for a whole call across every attempt and model, or None.
         max_workers: bound of the thread pool behind ``submit``/``map``; also sizes the
             connection pool.
