@@ -127,8 +127,8 @@ def stream_client(server: SSEServer, **kwargs: Any) -> cometsync.Client:
 
 
 def test_a_late_first_token_falls_over_to_the_next_model(sse: SSEServer) -> None:
-    """Headers and a role chunk at once, the first word after 0.6 s: past 0.2 s, next model."""
-    sse.script = [stream_reply("slow", first_after=0.6), stream_reply("quick")]
+    """Headers and a role chunk at once, the first word after 1 s: past 0.2 s, next model."""
+    sse.script = [stream_reply("slow", first_after=1.0), stream_reply("quick")]
     timeout = Timeout(connect=1.0, read=5.0, first_token=0.2)
     with stream_client(sse, timeout=timeout, fallback_models=["m2"]) as client:
         start = time.monotonic()
@@ -137,7 +137,7 @@ def test_a_late_first_token_falls_over_to_the_next_model(sse: SSEServer) -> None
         text = stream.get_final_completion().choices[0].message.content
     assert text == "quick"
     assert [b["model"] for b in sse.bodies] == ["m1", "m2"]
-    assert 0.2 <= opened < 0.55
+    assert 0.2 <= opened < 0.8
     first = stream.attempts[0]
     assert first.decision == "fallback"
     assert first.error is not None and "no first token within 0.2s" in first.error
@@ -145,7 +145,7 @@ def test_a_late_first_token_falls_over_to_the_next_model(sse: SSEServer) -> None
 
 def test_keep_alive_comments_do_not_stretch_the_first_token_budget(sse: SSEServer) -> None:
     """A server sending ': ping' every 50 ms but no content is abandoned at the budget."""
-    pings = [(0.05, b": ping\n\n")] * 20
+    pings = [(0.05, b": ping\n\n")] * 30
     sse.script = [StreamReply(pings + stream_reply("never").pieces), stream_reply("ok")]
     timeout = Timeout(connect=1.0, read=5.0, first_token=0.25)
     with stream_client(sse, timeout=timeout, fallback_models=["m2"]) as client:
@@ -153,7 +153,7 @@ def test_keep_alive_comments_do_not_stretch_the_first_token_budget(sse: SSEServe
         stream = client.chat.completions.create(model="m1", messages=MSGS, stream=True)
         opened = time.monotonic() - start
         assert stream.get_final_completion().choices[0].message.content == "ok"
-    assert 0.25 <= opened < 0.6
+    assert 0.25 <= opened < 0.9
 
 
 def test_a_first_token_within_budget_is_kept_and_then_read_uses_the_read_timeout(
@@ -163,12 +163,12 @@ def test_a_first_token_within_budget_is_kept_and_then_read_uses_the_read_timeout
     pieces = [
         (0.0, event(chunk_body(None, role="assistant"))),
         (0.1, event(chunk_body("a"))),
-        (0.35, event(chunk_body("b"))),  # longer than first_token, shorter than read
+        (0.6, event(chunk_body("b"))),  # longer than first_token, shorter than read
         (0.0, event(chunk_body(finish_reason="stop"))),
         (0.0, DONE),
     ]
     sse.script = [StreamReply(pieces)]
-    timeout = Timeout(connect=1.0, read=1.0, first_token=0.25)
+    timeout = Timeout(connect=1.0, read=1.5, first_token=0.4)
     with stream_client(sse, timeout=timeout, fallback_models=["m2"]) as client:
         stream = client.chat.completions.create(model="m1", messages=MSGS, stream=True)
         chunks = list(stream)
@@ -189,8 +189,8 @@ def test_a_late_first_token_on_the_last_model_is_retried(sse: SSEServer) -> None
 
 
 def test_the_simulator_ttft_falls_over_past_the_first_token_limit() -> None:
-    """Against the simulator: m1's 600 ms first token is abandoned at 0.2 s for m2."""
-    models = {"m1": {"ttft_ms": 600, "token_ms": 1}, "m2": {"ttft_ms": 5, "token_ms": 1}}
+    """Against the simulator: m1's 1.5 s first token is abandoned at 0.2 s for m2."""
+    models = {"m1": {"ttft_ms": 1500, "token_ms": 1}, "m2": {"ttft_ms": 5, "token_ms": 1}}
     timeout = Timeout(connect=1.0, read=5.0, first_token=0.2)
     with Simulator({"models": models}, seed=3) as sim:
         client = cometsync.Client(
@@ -206,4 +206,4 @@ def test_the_simulator_ttft_falls_over_past_the_first_token_limit() -> None:
         ("m1", "fallback"),
         ("m2", "success"),
     ]
-    assert elapsed < 0.55
+    assert elapsed < 1.0
