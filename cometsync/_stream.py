@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import threading
 import weakref
-from typing import Any, Callable, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
 
 from ._accumulate import Accumulator
 from ._attempt import Attempt
@@ -62,13 +62,16 @@ class _State:
         assert start.first is not None
         self.response = start.response
         self.events = start.events
-        self.pending: Optional[ChatCompletionChunk] = start.first
+        # The chunks read before the stream was handed over (the first, then any role-only
+        # ones held while waiting for the first content chunk).
+        self.pending: List[ChatCompletionChunk] = [start.first, *start.rest]
         self.clock = clock
         self.emit = emit
         self.scrub = scrub
         self.opened_at = clock.monotonic()
         self.acc = Accumulator(model)
-        self.acc.add(start.first)
+        for chunk in self.pending:
+            self.acc.add(chunk)
         self.attempts: Tuple[Attempt, ...] = ()
         self.lock = threading.Lock()
         self.ended = False
@@ -83,9 +86,8 @@ class _State:
         """The next chunk, or None at the end; raises APIStreamError when the stream breaks."""
         if self.ended:
             return None
-        if self.pending is not None:
-            chunk, self.pending = self.pending, None
-            return chunk
+        if self.pending:
+            return self.pending.pop(0)
         cause: Optional[BaseException] = None
         try:
             for event in self.events:

@@ -36,14 +36,23 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Timeout:
-    """Per-attempt timeouts in seconds: ``connect`` to open a connection, ``read`` between bytes."""
+    """Per-attempt timeouts in seconds: ``connect``, ``read`` between bytes, ``first_token``.
+
+    ``first_token`` bounds a stream's wait from sending the request to its first content
+    chunk (headers and role-only chunks do not count); None leaves that wait to ``read``.
+    A plain (non-streamed) call is not bounded by it: its response comes when the whole
+    answer is generated, so a first-token limit would cut long healthy answers.
+    """
 
     connect: float = 5.0
     read: float = 120.0
+    first_token: Optional[float] = None
 
     def __post_init__(self) -> None:
-        for name in ("connect", "read"):
+        for name in ("connect", "read", "first_token"):
             value = getattr(self, name)
+            if value is None and name == "first_token":
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"Timeout.{name} must be a number of seconds, got {value!r}")
             if not (value > 0 and math.isfinite(value)):
@@ -65,11 +74,26 @@ class Timeout:
         )
 
     def capped(self, seconds: Optional[float]) -> Timeout:
-        """This timeout, with neither part longer than ``seconds`` (the deadline's remainder)."""
-        if seconds is None or (seconds >= self.connect and seconds >= self.read):
+        """This timeout, with no part longer than ``seconds`` (the deadline's remainder)."""
+        if seconds is None or (
+            seconds >= self.connect
+            and seconds >= self.read
+            and (self.first_token is None or seconds >= self.first_token)
+        ):
             return self
         limit = max(seconds, 1e-3)
-        return Timeout(connect=min(self.connect, limit), read=min(self.read, limit))
+        return Timeout(
+            connect=min(self.connect, limit),
+            read=min(self.read, limit),
+            first_token=None if self.first_token is None else min(self.first_token, limit),
+        )
+
+    def until_first_token(self) -> Timeout:
+        """The timeout for a stream's exchange up to its first chunk: ``read`` capped to
+        ``first_token``, so a socket silent for longer than the budget fails at once."""
+        if self.first_token is None or self.first_token >= self.read:
+            return self
+        return Timeout(connect=self.connect, read=self.first_token, first_token=self.first_token)
 
 
 TimeoutLike = Union[None, float, int, Tuple[float, float], Timeout]
