@@ -38,9 +38,11 @@ from ._clock import Clock
 from ._errors import APIError, APITimeoutError, ModelCooldownError, PoolTimeoutError
 from ._policy import (
     Classification,
+    Deferred,
     ResponseLike,
     RetryPolicy,
-    classify,
+    _with_error,
+    assess,
     decide,
     demote,
     invalid_body,
@@ -115,6 +117,43 @@ def _describe(error: Optional[BaseException]) -> Optional[str]:
     return None if error is None else f"{type(error).__name__}: {error}"
 
 
+def _built(failure: Union[APIError, Deferred]) -> APIError:
+    return failure.build() if type(failure) is Deferred else failure  # type: ignore[return-value]
+
+
+# An attempt's record before it is built: the fields of ``Attempt._record``, the error
+# unformatted (an ``APIError``, a ``Deferred`` or None). Without an ``on_attempt`` hook
+# nobody sees a record before the call ends, and most calls of the virtual-time engine
+# never show theirs at all, so building it (and its error's message) waits until then.
+_Unbuilt = Tuple[
+    Optional[str],
+    str,
+    Optional[int],
+    float,
+    int,
+    Union[APIError, Deferred, None],
+    Optional[float],
+    str,
+    str,
+]
+
+
+def _build(fields: _Unbuilt, scrub: Callable[[str], str]) -> Attempt:
+    failure = fields[5]
+    error_text = None if failure is None else _describe(_built(failure))
+    return Attempt._record(
+        fields[0],
+        fields[1],
+        fields[2],
+        fields[3],
+        fields[4],
+        None if error_text is None else scrub(error_text),
+        fields[6],
+        fields[7],
+        fields[8],
+    )
+
+
 def call_flow(
     spec: CallSpec[T],
     chain: Sequence[Optional[str]],
@@ -149,21 +188,33 @@ def call_flow(
     """
     start = clock.monotonic()
     stop_at = None if deadline is None else start + deadline
-    history: List[Attempt] = []
-    last_error: Optional[APIError] = None
+    history: List[Union[Attempt, _Unbuilt]] = []
+    last_error: Union[APIError, Deferred, None] = None
     skipped: List[str] = []
     guards.on_call(start)
+    # The base class protects nothing: its calls, several per attempt, can be skipped.
+    guarded = type(guards) is not Guards
 
-    def record(entry: Attempt) -> None:
+    def record(fields: _Unbuilt) -> None:
+        if on_attempt is None:
+            history.append(fields)
+            return
+        entry = _build(fields, scrub)
         history.append(entry)
-        if on_attempt is not None:
-            try:
-                on_attempt(entry)
-            except Exception:  # an observer's bug must not lose the call's result
-                logger.exception("on_attempt hook raised; the call goes on")
+        try:
+            on_attempt(entry)
+        except Exception:  # an observer's bug must not lose the call's result
+            logger.exception("on_attempt hook raised; the call goes on")
 
-    def fail(error: APIError) -> APIError:
-        error.attempts = tuple(history)
+    def attempts() -> Tuple[Attempt, ...]:
+        for i, entry in enumerate(history):
+            if type(entry) is tuple:
+                history[i] = _build(entry, scrub)
+        return tuple(history)  # type: ignore[arg-type]
+
+    def fail(failure: Union[APIError, Deferred]) -> APIError:
+        error = _built(failure)
+        error.attempts = attempts()
         return error
 
     for index, model in enumerate(chain):
@@ -191,7 +242,7 @@ def call_flow(
                 spec.method,
                 spec.path,
                 body,
-                timeout.capped(left),
+                timeout if left is None else timeout.capped(left),
                 spec.stream,
                 attempt,
                 stop_at,
@@ -199,7 +250,7 @@ def call_flow(
             done_at = clock.monotonic()
             if outcome is None:
                 raise TypeError("the driver answered a Send with None")
-            verdict = classify(outcome, policy, model=model, now=clock.time())
+            verdict, deferred = assess(outcome, policy, model=model, now=clock.time())
             result: Any = None
             if verdict.ok:
                 try:
@@ -212,8 +263,10 @@ def call_flow(
                         fallback=True,
                         error=invalid_body(model, status, str(exc)),
                     )
-            if not isinstance(outcome, PoolTimeoutError):  # never sent: says nothing of the model
-                guards.observe(model, verdict, done_at)
+            if deferred is not None and (guarded or on_attempt is not None):
+                verdict, deferred = _with_error(verdict, deferred.build()), None
+            if guarded and not isinstance(outcome, PoolTimeoutError):  # never sent: says
+                guards.observe(model, verdict, done_at)  # nothing of the model
             step = decide(
                 verdict,
                 attempt,
@@ -223,7 +276,7 @@ def call_flow(
                 has_next,
             )
             rewait = False
-            if step.decision == "retry":
+            if guarded and step.decision == "retry":
                 # A model whose breaker is open (this failure tripped it, or this attempt was
                 # its probe) is not asked again: the next model at once, or on the last one
                 # a wait for the model to be admitted again, as a new call would (below).
@@ -236,24 +289,24 @@ def call_flow(
                     rewait = True
                     step = step._replace(reason=f"{held}; the retry waits for it")
             status_code = getattr(outcome, "status_code", None)
-            error_text = _describe(verdict.error)
+            failure = verdict.error if deferred is None else deferred
             record(
-                Attempt._record(
+                (
                     model,
                     spec.route,
                     status_code if isinstance(status_code, int) else None,
                     done_at - sent_at,
                     attempt,
-                    None if error_text is None else scrub(error_text),
+                    failure,
                     step.delay,
                     step.decision,
                     step.reason,
                 )
             )
             if step.decision == "success":
-                return spec.attach(result, tuple(history))
-            assert verdict.error is not None
-            last_error = verdict.error
+                return result if spec.attach is _no_attach else spec.attach(result, attempts())
+            assert failure is not None
+            last_error = failure
             if step.decision == "raise":
                 raise fail(last_error)
             if step.decision == "fallback":
@@ -262,7 +315,7 @@ def call_flow(
             yield Sleep(step.delay)
             previous_delay = step.delay
             woke = clock.monotonic()
-            if has_next and guards.refuse_retry(model, woke) is not None:
+            if guarded and has_next and guards.refuse_retry(model, woke) is not None:
                 # The breaker tripped while this call slept: the next model, no retry sent.
                 # (On the last model such a retry still goes: holding those calls back too
                 # releases them together when the probe succeeds, which measured worse.)

@@ -10,13 +10,14 @@ import math
 import re
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, FrozenSet, Mapping, NamedTuple, Optional, Union
+from typing import Any, FrozenSet, Mapping, NamedTuple, Optional, Tuple, Union
 
 from ._backoff import Backoff, FullJitter
 from ._errors import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
+    APIStatusError,
     APITimeoutError,
     ConfigError,
     PoolTimeoutError,
@@ -26,10 +27,12 @@ from ._errors import (
 __all__ = [
     "BASE_URL_HINT",
     "Classification",
+    "Deferred",
     "RateLimitInfo",
     "ResponseLike",
     "RetryPolicy",
     "Step",
+    "assess",
     "classify",
     "decide",
     "parse_rate_limit",
@@ -237,22 +240,82 @@ def classify(
         model: the model the attempt was for (named in error messages).
         now: wall-clock seconds since the epoch, to resolve Retry-After dates.
     """
+    verdict, deferred = assess(outcome, policy, model=model, now=now)
+    if deferred is None:
+        return verdict
+    return _with_error(verdict, deferred.build())
+
+
+class Deferred(NamedTuple):
+    """An HTTP error status's error, not yet built: ``build()`` makes it when it is needed.
+
+    The virtual-time engine runs millions of failed attempts whose error nobody reads (no
+    hook, no guard that looks, not the call's last); building each message was a large part
+    of their cost. ``build()`` always gives an equal error: a pure function of these fields.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+    model: Optional[str]
+    hint: str
+    retry_after: Optional[float]
+
+    def build(self) -> APIStatusError:
+        """The error ``classify`` would have put in its verdict."""
+        return status_error(
+            self.status,
+            self.headers,
+            self.body,
+            model=self.model,
+            hint=self.hint,
+            retry_after=self.retry_after,
+        )
+
+
+def _with_error(verdict: Classification, error: APIError) -> Classification:
+    # Positional, and not ``_replace``: this runs once per failed attempt.
+    return Classification(
+        verdict.ok,
+        verdict.retry,
+        verdict.fallback,
+        error,
+        verdict.retry_after,
+        verdict.overloaded,
+        verdict.rate_limit,
+        verdict.fail_over,
+    )
+
+
+def assess(
+    outcome: Union[ResponseLike, APIError],
+    policy: RetryPolicy,
+    *,
+    model: Optional[str],
+    now: float,
+) -> Tuple[Classification, Optional[Deferred]]:
+    """``classify``, with an error status's error left to build: ``(verdict, deferred)``.
+
+    For an HTTP error status the verdict's ``error`` is None and ``deferred.build()`` makes
+    it; for anything else ``deferred`` is None and the verdict is ``classify``'s.
+    """
     if isinstance(outcome, APIError):
         connection = isinstance(outcome, APIConnectionError)
         # A model silent past the timeout is likely to stay silent: asking it again only
         # multiplies the wait (openai-python #3828). A slot timeout sent nothing, so it is not.
         silent = isinstance(outcome, APITimeoutError) and not isinstance(outcome, PoolTimeoutError)
-        return Classification(
+        verdict = Classification(
             ok=False,
             retry=policy.retry_connection_errors and connection,
             fallback=True,
             error=outcome,
             fail_over=silent,
         )
+        return verdict, None
     status = outcome.status_code
     headers = outcome.headers
     if 200 <= status < 300:
-        return Classification(ok=True, rate_limit=parse_rate_limit(headers))
+        return Classification(True, rate_limit=parse_rate_limit(headers)), None
     retry_after = parse_retry_after(headers, now)
     body = _decode(outcome)
     json_error = isinstance(body, dict) and "error" in body
@@ -287,17 +350,17 @@ def classify(
                 retry = should == "true" and not (fallback and status == 400)
     if status >= 500 and not json_error and not isinstance(body, dict) and _looks_html(body):
         hint = hint or "an HTML error page, likely from a proxy in front of the gateway"
-    error = status_error(status, headers, body, model=model, hint=hint, retry_after=retry_after)
     # Positional: this runs once per failed attempt, millions of times in a benchmark sweep.
-    return Classification(
+    verdict = Classification(
         False,
         retry,
         fallback,
-        error,
+        None,
         retry_after,
         status in (429, 503, 529),
         parse_rate_limit(headers),
     )
+    return verdict, Deferred(status, headers, body, model, hint, retry_after)
 
 
 def _names_model(body: Any) -> bool:
