@@ -85,8 +85,12 @@ class Exponential(Backoff):
     jitter: float = 0.0
 
     def delay(self, retry: int, previous: Optional[float] = None) -> float:
-        extra = self._random().uniform(0.0, self.jitter) if self.jitter > 0 else 0.0
-        return self.expo(retry) + extra
+        if self.jitter > 0:
+            extra = (self.rng if self.rng is not None else _SHARED_RNG).uniform(0.0, self.jitter)
+        else:
+            extra = 0.0
+        exponent = min(max(retry - 1, 0), _MAX_EXPONENT)  # expo(), inlined: once per retry
+        return min(self.cap, self.base * 2.0**exponent) + extra
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,9 @@ class FullJitter(Backoff):
     """``U(0, expo(n))``: the fewest calls under contention in Brooker's experiment."""
 
     def delay(self, retry: int, previous: Optional[float] = None) -> float:
-        return self._random().uniform(0.0, self.expo(retry))
+        exponent = min(max(retry - 1, 0), _MAX_EXPONENT)  # expo(), inlined: once per retry
+        envelope = min(self.cap, self.base * 2.0**exponent)
+        return (self.rng if self.rng is not None else _SHARED_RNG).uniform(0.0, envelope)
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,9 @@ class EqualJitter(Backoff):
     """``expo(n)/2 + U(0, expo(n)/2)``: never retries sooner than half the envelope."""
 
     def delay(self, retry: int, previous: Optional[float] = None) -> float:
-        half = self.expo(retry) / 2.0
-        return half + self._random().uniform(0.0, half)
+        exponent = min(max(retry - 1, 0), _MAX_EXPONENT)  # expo(), inlined: once per retry
+        half = min(self.cap, self.base * 2.0**exponent) / 2.0
+        return half + (self.rng if self.rng is not None else _SHARED_RNG).uniform(0.0, half)
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,8 @@ class DecorrelatedJitter(Backoff):
 
     def delay(self, retry: int, previous: Optional[float] = None) -> float:
         prev = self.base if previous is None or previous < self.base else previous
-        return min(self.cap, self._random().uniform(self.base, prev * 3.0))
+        rng = self.rng if self.rng is not None else _SHARED_RNG
+        return min(self.cap, rng.uniform(self.base, prev * 3.0))
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,9 @@ class Sleep(NamedTuple):
 
 Action = Union[Send, Sleep]
 
+# Builds a Send or a Sleep without the NamedTuple's Python-level __new__ (once per attempt).
+_new = tuple.__new__
+
 
 def _no_attach(result: Any, attempts: Sequence[Attempt]) -> Any:
     return result
@@ -237,15 +240,18 @@ def call_flow(
             left = None if stop_at is None else stop_at - sent_at
             if left is not None and left <= 0:
                 raise fail(last_error or APITimeoutError(f"deadline of {deadline:g}s passed"))
-            outcome = yield Send(
-                model,
-                spec.method,
-                spec.path,
-                body,
-                timeout if left is None else timeout.capped(left),
-                spec.stream,
-                attempt,
-                stop_at,
+            outcome = yield _new(
+                Send,
+                (
+                    model,
+                    spec.method,
+                    spec.path,
+                    body,
+                    timeout if left is None else timeout.capped(left),
+                    spec.stream,
+                    attempt,
+                    stop_at,
+                ),
             )
             done_at = clock.monotonic()
             if outcome is None:
@@ -312,7 +318,7 @@ def call_flow(
             if step.decision == "fallback":
                 break
             assert step.delay is not None
-            yield Sleep(step.delay)
+            yield _new(Sleep, (step.delay,))
             previous_delay = step.delay
             woke = clock.monotonic()
             if guarded and has_next and guards.refuse_retry(model, woke) is not None:

@@ -47,6 +47,7 @@ _INVALID_REQUEST_CODES = frozenset({"invalid_request", "invalid_request_error"})
 _QUOTA_CODES = frozenset({"insufficient_quota", "quota_exceeded"})
 _CONTEXT_CODES = frozenset({"context_length_exceeded"})
 _CONTEXT_MESSAGE = "maximum context length"  # OpenAI's wording when the code is missing
+_tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 
 @dataclass(frozen=True)
@@ -274,16 +275,19 @@ class Deferred(NamedTuple):
 
 
 def _with_error(verdict: Classification, error: APIError) -> Classification:
-    # Positional, and not ``_replace``: this runs once per failed attempt.
-    return Classification(
-        verdict.ok,
-        verdict.retry,
-        verdict.fallback,
-        error,
-        verdict.retry_after,
-        verdict.overloaded,
-        verdict.rate_limit,
-        verdict.fail_over,
+    # Not ``_replace``: this runs once per failed attempt.
+    return _tuple_new(
+        Classification,
+        (
+            verdict.ok,
+            verdict.retry,
+            verdict.fallback,
+            error,
+            verdict.retry_after,
+            verdict.overloaded,
+            verdict.rate_limit,
+            verdict.fail_over,
+        ),
     )
 
 
@@ -315,7 +319,8 @@ def assess(
     status = outcome.status_code
     headers = outcome.headers
     if 200 <= status < 300:
-        return Classification(True, rate_limit=parse_rate_limit(headers)), None
+        rate_limit = parse_rate_limit(headers)
+        return (_OK if rate_limit is None else Classification(True, rate_limit=rate_limit)), None
     retry_after = parse_retry_after(headers, now)
     body = _decode(outcome)
     json_error = isinstance(body, dict) and "error" in body
@@ -350,17 +355,25 @@ def assess(
                 retry = should == "true" and not (fallback and status == 400)
     if status >= 500 and not json_error and not isinstance(body, dict) and _looks_html(body):
         hint = hint or "an HTML error page, likely from a proxy in front of the gateway"
-    # Positional: this runs once per failed attempt, millions of times in a benchmark sweep.
-    verdict = Classification(
-        False,
-        retry,
-        fallback,
-        None,
-        retry_after,
-        status in (429, 503, 529),
-        parse_rate_limit(headers),
+    # tuple.__new__ rather than the NamedTuples' Python-level __new__: this runs once per
+    # failed attempt, millions of times in a benchmark sweep.
+    verdict = _tuple_new(
+        Classification,
+        (
+            False,
+            retry,
+            fallback,
+            None,
+            retry_after,
+            status in (429, 503, 529),
+            parse_rate_limit(headers),
+            False,
+        ),
     )
-    return verdict, Deferred(status, headers, body, model, hint, retry_after)
+    return verdict, _tuple_new(Deferred, (status, headers, body, model, hint, retry_after))
+
+
+_OK = Classification(True)
 
 
 def _names_model(body: Any) -> bool:
@@ -423,7 +436,7 @@ def decide(
         has_next_model: whether the fallback chain has another model.
     """
     if verdict.ok:
-        return Step("success")
+        return _SUCCESS
     move_on = "fallback" if verdict.fallback and has_next_model else "raise"
     if verdict.fail_over and move_on == "fallback":
         return Step(move_on, reason="timed out with no response: the next model at once")
@@ -444,7 +457,11 @@ def decide(
         delay = max(delay, server_wait)
     if time_left is not None and delay >= time_left:
         return Step(move_on, reason=f"a {delay:.3g}s wait would pass the deadline")
-    return Step("retry", delay=delay)
+    # tuple.__new__ skips the NamedTuple's Python-level __new__ (once per retry).
+    return tuple.__new__(Step, ("retry", delay, ""))
+
+
+_SUCCESS = Step("success")
 
 
 def demote(verdict: Classification, has_next_model: bool, reason: str) -> Step:
