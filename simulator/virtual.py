@@ -19,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Generator, List, Optional, Protocol, Tuple
 
@@ -87,6 +88,7 @@ class Task:
         "server",
         "started",
         "tag",
+        "try_acquire",
     )
 
     def __init__(
@@ -101,6 +103,10 @@ class Task:
         self.flow = flow
         self.server = server
         self.guards = guards
+        # Looked up once: the engine asks for a slot before every send when there is one.
+        self.try_acquire: Optional[Callable[[Optional[str], float], bool]] = (
+            None if guards is None else getattr(guards, "try_acquire", None)
+        )
         self.holding: Optional[Tuple[Optional[str]]] = None  # the model whose slot it holds
         self.tag = tag
         self.started = started
@@ -133,6 +139,8 @@ class Server(Protocol):
     def submit(self, engine: Engine, task: Task, send: Send) -> None: ...
 
 
+_push = heapq.heappush
+
 # A heap entry: (time, sequence, callback, argument). The sequence breaks ties in scheduling
 # order and keeps callbacks from ever being compared.
 _Event = Tuple[float, int, Callable[[Any], None], Any]
@@ -150,14 +158,15 @@ class Engine:
         self.tasks: List[Task] = []
         self.events = 0
         self._heap: List[_Event] = []
-        self._seq = 0
+        self._seq = itertools.count(1)
+        # Bound once: a bound method made per event is an allocation per event.
+        self._step_cb = self._step
         self._parked: Dict[Tuple[int, Optional[str]], Deque[Tuple[Task, Send]]] = {}
 
     def schedule(self, at: float, callback: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``callback(arg)`` at virtual time ``at`` (now, if ``at`` is in the past)."""
         now = self.clock.now
-        self._seq += 1
-        heapq.heappush(self._heap, (at if at > now else now, self._seq, callback, arg))
+        heapq.heappush(self._heap, (at if at > now else now, next(self._seq), callback, arg))
 
     def spawn(
         self,
@@ -177,13 +186,14 @@ class Engine:
         """
         task = Task(flow, server, tag, at, on_done, guards)
         self.tasks.append(task)
-        self.schedule(at, self._step, task)
+        self.schedule(at, self._step_cb, task)
         return task
 
     def reply(self, task: Task, outcome: Outcome, at: float) -> None:
         """Deliver ``outcome`` (a response or an ``APIError``) to ``task``'s flow at ``at``."""
         task.outcome = outcome
-        self.schedule(at, self._step, task)
+        now = self.clock.now  # schedule(), inlined: once per attempt
+        _push(self._heap, (at if at > now else now, next(self._seq), self._step_cb, task))
 
     def run(self, until: Optional[float] = None) -> float:
         """Process events in order until none is left (or the next is after ``until``).
@@ -219,7 +229,7 @@ class Engine:
             action = task.flow.send(outcome)
             # A zero wait with nothing else due at this instant would be the very next event
             # anyway: resume at once instead of a heap round trip (same order, same results).
-            while type(action) is Sleep and action.seconds <= 0 and (not heap or heap[0][0] > now):
+            while type(action) is Sleep and action[0] <= 0 and (not heap or heap[0][0] > now):
                 action = task.flow.send(None)
         except StopIteration as stop:
             self._finish(task, stop.value, None)
@@ -227,16 +237,22 @@ class Engine:
         except APIError as error:
             self._finish(task, None, error)
             return
-        if type(action) is Sleep:
-            self.schedule(self.clock.now + action.seconds, self._step, task)
-        elif type(action) is Send:
-            self._send(task, action)
+        kind = type(action)
+        if kind is Sleep:
+            at = now + action[0]  # schedule(), inlined: once per retry
+            _push(heap, (at if at > now else now, next(self._seq), self._step_cb, task))
+        elif kind is Send:
+            if task.try_acquire is None:  # _send(), inlined: once per attempt
+                task.sends += 1
+                task.server.submit(self, task, action)
+            else:
+                self._send(task, action)
         else:
             raise TypeError(f"a flow yielded {action!r}; expected Send or Sleep")
 
     def _send(self, task: Task, send: Send) -> None:
         guards = task.guards
-        try_acquire = getattr(guards, "try_acquire", None)
+        try_acquire = task.try_acquire
         if try_acquire is not None:
             now = self.clock.now
             if not try_acquire(send.model, now):
