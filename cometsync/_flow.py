@@ -232,6 +232,7 @@ def call_flow(
             logger.info("skipping model=%s: %s", model, refusal)
             continue
         body = None if spec.body is None else {**spec.body, "model": model}
+        method, path, route, stream = spec.method, spec.path, spec.route, spec.stream
         previous_delay: Optional[float] = None
         attempt = 0
         while True:
@@ -244,11 +245,11 @@ def call_flow(
                 Send,
                 (
                     model,
-                    spec.method,
-                    spec.path,
+                    method,
+                    path,
                     body,
                     timeout if left is None else timeout.capped(left),
-                    spec.stream,
+                    stream,
                     attempt,
                     stop_at,
                 ),
@@ -296,32 +297,37 @@ def call_flow(
                     step = step._replace(reason=f"{held}; the retry waits for it")
             status_code = getattr(outcome, "status_code", None)
             failure = verdict.error if deferred is None else deferred
-            record(
-                (
-                    model,
-                    spec.route,
-                    status_code if isinstance(status_code, int) else None,
-                    done_at - sent_at,
-                    attempt,
-                    failure,
-                    step.delay,
-                    step.decision,
-                    step.reason,
-                )
+            decision = step.decision
+            fields: _Unbuilt = (
+                model,
+                route,
+                status_code if isinstance(status_code, int) else None,
+                done_at - sent_at,
+                attempt,
+                failure,
+                step.delay,
+                decision,
+                step.reason,
             )
-            if step.decision == "success":
+            if on_attempt is None:  # record(), inlined: once per attempt
+                history.append(fields)
+            else:
+                record(fields)
+            if decision == "success":
                 return result if spec.attach is _no_attach else spec.attach(result, attempts())
             assert failure is not None
             last_error = failure
-            if step.decision == "raise":
+            if decision == "raise":
                 raise fail(last_error)
-            if step.decision == "fallback":
+            if decision == "fallback":
                 break
             assert step.delay is not None
             yield _new(Sleep, (step.delay,))
             previous_delay = step.delay
+            if not guarded:  # nothing below applies
+                continue
             woke = clock.monotonic()
-            if guarded and has_next and guards.refuse_retry(model, woke) is not None:
+            if has_next and guards.refuse_retry(model, woke) is not None:
                 # The breaker tripped while this call slept: the next model, no retry sent.
                 # (On the last model such a retry still goes: holding those calls back too
                 # releases them together when the probe succeeds, which measured worse.)

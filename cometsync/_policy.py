@@ -219,13 +219,6 @@ def _finite(text: str) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
-def _decode(response: ResponseLike) -> Any:
-    try:
-        return response.json()
-    except (ValueError, UnicodeDecodeError):
-        return response.content.decode("utf-8", "replace")
-
-
 def classify(
     outcome: Union[ResponseLike, APIError],
     policy: RetryPolicy,
@@ -321,8 +314,17 @@ def assess(
     if 200 <= status < 300:
         rate_limit = parse_rate_limit(headers)
         return (_OK if rate_limit is None else Classification(True, rate_limit=rate_limit)), None
-    retry_after = parse_retry_after(headers, now)
-    body = _decode(outcome)
+    get = headers.get
+    # Most failures carry neither header: the parsers' calls only when one is there.
+    retry_after = (
+        None
+        if get("retry-after-ms") is None and get("retry-after") is None
+        else parse_retry_after(headers, now)
+    )
+    try:  # the decoded JSON body, else its text
+        body = outcome.json()
+    except (ValueError, UnicodeDecodeError):
+        body = outcome.content.decode("utf-8", "replace")
     json_error = isinstance(body, dict) and "error" in body
     hint = ""
     retry = fallback = False
@@ -346,7 +348,7 @@ def assess(
     elif status in policy.retry_statuses or (status >= 500 and policy.retry_server_errors):
         retry = fallback = True
     if policy.respect_should_retry:
-        should = headers.get("x-should-retry")
+        should = get("x-should-retry")
         if should is not None:
             should = should.strip().lower()
             if should in ("true", "false"):
@@ -366,7 +368,7 @@ def assess(
             None,
             retry_after,
             status in (429, 503, 529),
-            parse_rate_limit(headers),
+            None if get("x-ratelimit-limit-requests") is None else parse_rate_limit(headers),
             False,
         ),
     )
