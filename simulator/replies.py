@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs
 
 from . import wire
-from .scenario_types import STREAM_FAULTS, ModelSpec, Scenario, Step
+from .scenario_types import CONTEXT_LENGTH_EXCEEDED, STREAM_FAULTS, ModelSpec, Scenario, Step
 
 __all__ = [
     "END_KINDS",
@@ -21,6 +21,7 @@ __all__ = [
     "catalog",
     "error",
     "error_event",
+    "error_reply",
     "models",
     "rate_limited",
     "request_id",
@@ -153,6 +154,12 @@ def error(
     )
 
 
+def error_reply(seed: int, status: int, seq: int, payload: Dict[str, Any]) -> Reply:
+    """An error reply with a body of its own (OpenAI-worded errors the envelope cannot say)."""
+    headers = {"content-type": JSON, "x-request-id": request_id(seed, seq)}
+    return Reply(status, payload, headers=headers, cause="invalid")
+
+
 def unknown_url(seed: int, seq: int, method: str, route: str) -> Reply:
     """A 404 a client can tell from an unknown model (a base URL without ``/v1``...)."""
     rid = request_id(seed, seq)
@@ -181,14 +188,20 @@ def build(
     stream: bool,
     include_usage: bool,
     prompt_tokens: int,
-    words: List[str],
+    texts: List[str],
     finish_reason: str,
+    context_window: Optional[int] = None,
 ) -> Reply:
-    """The reply for a decided step (None: a normal answer)."""
+    """The reply for a decided step (None: a normal answer); ``texts`` are the content pieces."""
     rid = request_id(seed, seq)
     fault = step.fault if step is not None else None
     if step is not None and fault is None and step.status != 200:
-        reply = error(seed, step.status, seq, step.message, code=step.code, cause="fault")
+        if step.code == CONTEXT_LENGTH_EXCEEDED:
+            body = wire.context_length_envelope(rid, prompt_tokens, context_window, step.message)
+            reply = error_reply(seed, step.status, seq, body)
+            reply.cause = "fault"
+        else:
+            reply = error(seed, step.status, seq, step.message, code=step.code, cause="fault")
         if step.retry_after is not None:
             reply.headers["retry-after"] = wire.format_seconds(step.retry_after)
         if step.retry_after_ms is not None:
@@ -196,7 +209,7 @@ def build(
         return reply
     if stream and (fault is None or fault in STREAM_FAULTS):
         return _stream(
-            seed, hang_s, seq, spec, step, include_usage, prompt_tokens, words, finish_reason
+            seed, hang_s, seq, spec, step, include_usage, prompt_tokens, texts, finish_reason
         )
     if fault == "reset":
         return Reply(None, fault=fault, end="reset")
@@ -212,7 +225,7 @@ def build(
         return Reply(200, None, headers=headers, body=b"", fault=fault)
     if fault == "error":
         return Reply(200, error_event(seed, seq, step), headers=headers, fault=fault)
-    payload = wire.completion(cid, spec.id, words, finish_reason, prompt_tokens)
+    payload = wire.completion(cid, spec.id, texts, finish_reason, prompt_tokens)
     if fault == "malformed":
         full = wire.dumps(payload)
         return Reply(200, None, headers=headers, body=full[: len(full) * 2 // 3], fault=fault)
@@ -239,7 +252,7 @@ def _stream(
     step: Optional[Step],
     include_usage: bool,
     prompt_tokens: int,
-    words: List[str],
+    texts: List[str],
     finish_reason: str,
 ) -> Reply:
     """A stream, broken by a stream fault after ``step.after_chunks`` events (default half).
@@ -250,12 +263,12 @@ def _stream(
     """
     cid = f"chatcmpl-sim{seed % 1000:03d}{seq:09d}"
     payloads: List[Any] = wire.chunk_payloads(
-        cid, spec.id, words, finish_reason, prompt_tokens, include_usage
+        cid, spec.id, texts, finish_reason, prompt_tokens, include_usage
     )
     fault = step.fault if step is not None else None
     end = {"truncate": "truncated", "reset": "reset", "stall": "stall"}.get(str(fault))
     if step is not None and fault is not None:
-        after = 1 + len(words) // 2 if step.after_chunks is None else step.after_chunks
+        after = 1 + len(texts) // 2 if step.after_chunks is None else step.after_chunks
         cut = min(after, len(payloads) - 1)  # never [DONE]: the stream must break
         head, rest = payloads[:cut], payloads[cut:]
         if fault == "malformed":

@@ -21,6 +21,7 @@ __all__ = [
     "HTML_502",
     "chunk_payloads",
     "completion",
+    "context_length_envelope",
     "dumps",
     "error_envelope",
     "estimate_prompt_tokens",
@@ -29,6 +30,7 @@ __all__ = [
     "generate_words",
     "models_catalog",
     "models_list",
+    "pieces",
     "reason",
     "sse",
 ]
@@ -183,6 +185,42 @@ def generate_words(
     return words, finish
 
 
+def pieces(words: Sequence[str]) -> List[str]:
+    """The text of each content chunk: the words, each after the first led by its space."""
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+#: The window a scripted ``context_length_exceeded`` names when the model sets none.
+DEFAULT_CONTEXT_WINDOW = 8192
+
+
+def context_length_envelope(
+    request_id: str,
+    prompt_tokens: int,
+    window: Optional[int] = None,
+    message: Optional[str] = None,
+) -> Dict[str, Any]:
+    """OpenAI's 400 for a prompt over the model's context window (request id as CometAPI adds).
+
+    A scripted step may fire on a short prompt: the count it reports is then just over the
+    window, so the message stays self-consistent.
+    """
+    limit = window or DEFAULT_CONTEXT_WINDOW
+    tokens = max(prompt_tokens, limit + 1)
+    text = message or (
+        f"This model's maximum context length is {limit} tokens. However, your messages "
+        f"resulted in {tokens} tokens. Please reduce the length of the messages."
+    )
+    return {
+        "error": {
+            "message": f"{text} (request id: {request_id})",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    }
+
+
 def _usage(prompt: int, completion_tokens: int) -> Dict[str, int]:
     return {
         "prompt_tokens": prompt,
@@ -192,9 +230,9 @@ def _usage(prompt: int, completion_tokens: int) -> Dict[str, int]:
 
 
 def completion(
-    cid: str, model: str, words: List[str], finish: str, prompt_tokens: int
+    cid: str, model: str, texts: List[str], finish: str, prompt_tokens: int
 ) -> Dict[str, Any]:
-    """A ``chat.completion`` object."""
+    """A ``chat.completion`` object; ``texts`` are the pieces of its content (one token each)."""
     return {
         "id": cid,
         "object": "chat.completion",
@@ -203,12 +241,12 @@ def completion(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": " ".join(words), "refusal": None},
+                "message": {"role": "assistant", "content": "".join(texts), "refusal": None},
                 "logprobs": None,
                 "finish_reason": finish,
             }
         ],
-        "usage": _usage(prompt_tokens, len(words)),
+        "usage": _usage(prompt_tokens, len(texts)),
         "system_fingerprint": FINGERPRINT,
     }
 
@@ -216,14 +254,14 @@ def completion(
 def chunk_payloads(
     cid: str,
     model: str,
-    words: List[str],
+    texts: List[str],
     finish: str,
     prompt_tokens: int,
     include_usage: bool,
 ) -> List[Any]:
     """The ``chat.completion.chunk`` objects of a stream, then ``[DONE]``.
 
-    The first chunk carries the role, then one chunk per word, then the finish reason, then
+    The first chunk carries the role, then one chunk per text piece, then the finish reason, then
     (with ``include_usage``) a usage chunk with empty choices.
     """
 
@@ -241,7 +279,7 @@ def chunk_payloads(
         return body
 
     out: List[Any] = [chunk({"role": "assistant", "content": ""}, None)]
-    out.extend(chunk({"content": w if i == 0 else " " + w}, None) for i, w in enumerate(words))
+    out.extend(chunk({"content": text}, None) for text in texts)
     out.append(chunk({}, finish))
     if include_usage:
         out.append(
@@ -252,7 +290,7 @@ def chunk_payloads(
                 "model": model,
                 "system_fingerprint": FINGERPRINT,
                 "choices": [],
-                "usage": _usage(prompt_tokens, len(words)),
+                "usage": _usage(prompt_tokens, len(texts)),
             }
         )
     out.append("[DONE]")

@@ -6,8 +6,16 @@ from simulator import PRESETS
 
 
 def test_every_preset_is_valid_and_priced() -> None:
-    """All six documented presets exist, and every model in them has a non-zero price."""
-    assert set(PRESETS) == {"healthy", "flaky", "rate-limited", "outage", "brownout", "storm"}
+    """All seven documented presets exist, and every model in them has a non-zero price."""
+    assert set(PRESETS) == {
+        "healthy",
+        "flaky",
+        "rate-limited",
+        "outage",
+        "flap",
+        "brownout",
+        "storm",
+    }
     for scenario in PRESETS.values():
         assert scenario.models
         for spec in scenario.models.values():
