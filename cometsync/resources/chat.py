@@ -136,6 +136,7 @@ class Completions:
                 clock=client._shared.clock,
                 emit=client._on_attempt,
                 scrub=client._scrub,
+                recover=client._options.stream_recovery,
             )
             headers = {"Accept": "text/event-stream", **(extra_headers or {})}
             return client._call(stream_call, chain, timeout=per_call_timeout, extra_headers=headers)
