@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 from urllib.parse import urlsplit
@@ -32,6 +33,8 @@ from .guards import Guards, Protections
 from .resources import Catalog, Chat, Models
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
+
+logger = logging.getLogger("cometsync")
 
 __version__ = "0.1.0"
 
@@ -431,7 +434,10 @@ class _FlowHandle:
 
     def close(self) -> None:
         """The stream is done: end the flow (idempotent)."""
-        self._flow.close()
+        try:
+            self._flow.close()
+        except ValueError:  # closed from another thread while a recovery drives it
+            logger.debug("a stream's call flow was busy when the stream closed")
 
 
 def _scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:

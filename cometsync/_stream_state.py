@@ -199,7 +199,9 @@ class State:
             return None
         return StreamBreak(self._error(problem), cause, continuation, restart)
 
-    def _recover(self, brk: StreamBreak, cause: Optional[BaseException]) -> ChatCompletionChunk:
+    def _recover(
+        self, brk: StreamBreak, cause: Optional[BaseException]
+    ) -> Optional[ChatCompletionChunk]:
         """Ask again through the call flow; adopt the new stream, or raise the original break."""
         assert self.flow is not None
         logger.info("stream from model=%s broke; recovering: %s", self.model, brk.error)
@@ -217,6 +219,9 @@ class State:
                 self.ended = True
                 self.error = failed if isinstance(failed, APIStreamError) else None
             raise failed from cause
+        if self.ended:  # closed by the caller while the recovery was under way
+            delivered.result.close()
+            return None
         return self._adopt(delivered, brk)
 
     def _adopt(self, delivered: Deliver, brk: StreamBreak) -> ChatCompletionChunk:
