@@ -206,7 +206,12 @@ def call_flow(
             attempt += 1
             prefilled = False
             if resume is not None:
-                body, prefilled = resume_body(resume, spec.body, model, refused)
+                planned = resume_body(resume, spec.body, model, refused)
+                if planned is None:  # it refused the prefill, and a restart is not allowed
+                    if has_next:
+                        break
+                    raise fail(resume.error)
+                body, prefilled = planned
             sent_at = clock.monotonic()
             left = None if stop_at is None else stop_at - sent_at
             if left is not None and left <= 0:

@@ -75,14 +75,17 @@ def resume_body(
     body: Optional[Mapping[str, Any]],
     model: Optional[str],
     refused: Collection[Optional[str]],
-) -> Tuple[Optional[Dict[str, Any]], bool]:
-    """The body of a recovery attempt on ``model``, and whether it carries the prefill.
+) -> Optional[Tuple[Optional[Dict[str, Any]], bool]]:
+    """The body of a recovery attempt on ``model`` and whether it carries the prefill, or
+    None when this model may not be asked.
 
-    The continuation unless this model refused a prefill earlier in the call; then the
-    original request (a clean restart).
+    The continuation unless this model refused a prefill earlier in the call (or there is
+    none); then the original request (a clean restart), if the reader allows restarts.
     """
     if brk.continuation is not None and model not in refused:
         return {**brk.continuation, "model": model}, True
+    if not brk.restart:
+        return None
     return (None if body is None else {**body, "model": model}), False
 
 

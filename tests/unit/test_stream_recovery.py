@@ -157,7 +157,7 @@ def test_a_break_is_classified_by_its_cause() -> None:
 
 
 def test_resume_body_continues_unless_the_model_refused() -> None:
-    """The continuation goes to every model except those that refused a prefill."""
+    """The continuation goes to every model but those that refused one: a restart, if allowed."""
     brk = StreamBreak(APIStreamError("x"), None, {"messages": ["m", "a"]}, True)
     assert resume_body(brk, {"messages": ["m"]}, "m1", ()) == (
         {"messages": ["m", "a"], "model": "m1"},
@@ -167,6 +167,7 @@ def test_resume_body_continues_unless_the_model_refused() -> None:
         {"messages": ["m"], "model": "m1"},
         False,
     )
+    assert resume_body(brk._replace(restart=False), {"messages": ["m"]}, "m1", ["m1"]) is None
 
 
 def test_the_finishing_attempt_is_reported_once_with_its_duration() -> None:
