@@ -180,3 +180,31 @@ def test_the_finishing_attempt_is_reported_once_with_its_duration() -> None:
     list(stream)
     assert [(a.attempt, a.decision) for a in seen] == [(1, "retry"), (2, "success")]
     assert seen[0].duration == pytest.approx(1.0)
+
+
+def test_the_sans_io_flow_delivers_then_resumes_with_the_continuation() -> None:
+    """call_flow yields Deliver, takes a StreamBreak, sleeps its backoff, sends the prefill."""
+    from cometsync._flow import CallSpec, Deliver, Send, Sleep, call_flow
+
+    spec: CallSpec[str] = CallSpec(
+        method="POST",
+        path="/chat/completions",
+        route="/v1/chat/completions",
+        parse=lambda response, model: f"stream from {model}",
+        body={"messages": MSGS},
+        stream=True,
+        recover=True,
+    )
+    flow = call_flow(spec, ["m1"], POLICY, clock=FakeClock(), timeout=cometsync.Timeout())
+    send = next(flow)
+    assert isinstance(send, Send) and send.body == {"messages": MSGS, "model": "m1"}
+    delivered = flow.send(json_response(200, {}))
+    assert delivered == Deliver("stream from m1", False)
+    prefill = {"messages": [*MSGS, {"role": "assistant", "content": "Hel"}]}
+    error = APIStreamError("cut", partial="Hel")
+    assert isinstance(flow.send(StreamBreak(error, None, prefill, False)), Sleep)
+    again = flow.send(None)
+    assert isinstance(again, Send) and again.body == {**prefill, "model": "m1"}
+    assert again.attempt == 2
+    assert flow.send(json_response(200, {})) == Deliver("stream from m1", True)
+    flow.close()
