@@ -264,6 +264,10 @@ def call_flow(
                 and not guards.allow_retry(model, done_at)
             ):
                 step = demote(verdict, has_next, "retry budget exhausted")
+            if resume is not None and step.decision == "success":
+                step = step._replace(
+                    reason="recovery: " + ("continued" if prefilled else "restarted")
+                )
             status_code = getattr(outcome, "status_code", None)
             error_text = _describe(verdict.error)
             record(

@@ -77,6 +77,7 @@ def test_a_broken_stream_is_continued_to_the_complete_answer(fault: str) -> None
     assert broken.decision == "retry" and broken.error is not None
     assert broken.error.startswith("APIStreamError")
     assert (finished.attempt, finished.decision, finished.error) == (2, "success", None)
+    assert finished.reason == "recovery: continued"
     assert final.usage is not None and final.usage.completion_tokens < len(whole.split())
 
 
@@ -105,6 +106,7 @@ def test_a_model_refusing_the_prefill_restarts_cleanly_when_the_reader_opted_in(
     decisions = [(a.status, a.decision) for a in stream.attempts]
     assert decisions == [(200, "retry"), (400, "retry"), (200, "success")]
     assert "refused the prefill" in stream.attempts[1].reason
+    assert stream.attempts[2].reason == "recovery: restarted"
 
 
 def test_a_restart_is_silent_when_the_reader_saw_nothing() -> None:
