@@ -183,6 +183,26 @@ def call_flow(
             except Exception:  # an observer's bug must not lose the call's result
                 logger.exception("on_attempt hook raised; the call goes on")
 
+    def guard_retry(
+        step: Step, verdict: Classification, model: Optional[str], has_next: bool, now: float
+    ) -> Tuple[Step, bool]:
+        """The guards' say on a would-be retry; True: the retry waits for the model first.
+
+        A model whose breaker is open (this failure tripped it, or this attempt was its
+        probe) is not asked again: the next model at once, or on the last one a wait for
+        the model to be admitted again, as a new call would (below).
+        """
+        if step.decision != "retry":
+            return step, False
+        held = guards.refuse_retry(model, now)
+        if held is not None and has_next:
+            return demote(verdict, has_next, held), False
+        if not guards.allow_retry(model, now):
+            return demote(verdict, has_next, "retry budget exhausted"), False
+        if held is not None:
+            return step._replace(reason=f"{held}; the retry waits for it"), True
+        return step, False
+
     def fail(error: APIError) -> APIError:
         error = first_break or error
         error.attempts = tuple(history)
@@ -258,12 +278,9 @@ def call_flow(
                 None if stop_at is None else stop_at - done_at,
                 has_next,
             )
-            if (
-                no_prefill is None
-                and step.decision == "retry"
-                and not guards.allow_retry(model, done_at)
-            ):
-                step = demote(verdict, has_next, "retry budget exhausted")
+            rewait = False
+            if no_prefill is None:
+                step, rewait = guard_retry(step, verdict, model, has_next, done_at)
             if resume is not None and step.decision == "success":
                 step = step._replace(
                     reason="recovery: " + ("continued" if prefilled else "restarted")
@@ -307,8 +324,7 @@ def call_flow(
                     None if stop_at is None else stop_at - done_at,
                     has_next,
                 )
-                if step.decision == "retry" and not guards.allow_retry(model, done_at):
-                    step = demote(verdict, has_next, "retry budget exhausted")
+                step, rewait = guard_retry(step, verdict, model, has_next, done_at)
                 record(_broken(history[-1], brk, step, done_at - sent_at, scrub), replace=True)
             if no_prefill is not None:
                 if step.decision == "raise":
@@ -323,6 +339,22 @@ def call_flow(
             assert step.delay is not None
             yield Sleep(step.delay)
             previous_delay = step.delay
+            woke = clock.monotonic()
+            if has_next and guards.refuse_retry(model, woke) is not None:
+                # The breaker tripped while this call slept: the next model, no retry sent.
+                # (On the last model such a retry still goes: holding those calls back too
+                # releases them together when the probe succeeds, which measured worse.)
+                logger.info("model=%s began cooling down; the next model instead", model)
+                break
+            if rewait:
+                refusal = guards.admit(model, woke)
+                if refusal is not None:
+                    _, refusal = yield from _await_model(
+                        (model,), model, refusal, guards, policy, clock, stop_at
+                    )
+                if refusal is not None:
+                    logger.info("not retrying model=%s: %s", model, refusal)
+                    raise fail(last_error)
     if last_error is None:
         # Nothing was sent: every model of the chain was refused by the guards.
         raise fail(_all_skipped(skipped))

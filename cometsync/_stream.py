@@ -113,7 +113,8 @@ class Stream:
         final = state.acc.completion(state.attempts)
         if state.spent is not None and state.usage is not None:
             final = dataclasses.replace(final, usage=state.usage)
-        return final
+        request_id = state.response.headers.get("x-request-id")
+        return dataclasses.replace(final, _request_id=request_id) if request_id else final
 
     def on_restart(self, callback: OnRestart) -> Stream:
         """Allow clean restarts and be told of each, before its first chunk arrives.

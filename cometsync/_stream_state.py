@@ -77,14 +77,17 @@ class State:
         assert start.first is not None
         self.response = start.response
         self.events = start.events
-        self.pending: Optional[ChatCompletionChunk] = start.first
+        # The chunks read before the stream was handed over (the first, then any role-only
+        # ones held while waiting for the first content chunk).
+        self.pending: List[ChatCompletionChunk] = [start.first, *start.rest]
         self.clock = clock
         self.emit = emit
         self.scrub = scrub
         self.body = body
         self.opened_at = clock.monotonic()
         self.acc = Accumulator(model)
-        self.acc.add(start.first)
+        for chunk in self.pending:
+            self.acc.add(chunk)
         self.attempts: Tuple[Attempt, ...] = ()
         self.lock = threading.Lock()
         self.ended = False
@@ -119,9 +122,8 @@ class State:
         (after recovery, when it is on, failed)."""
         if self.ended:
             return None
-        if self.pending is not None:
-            chunk, self.pending = self.pending, None
-            return chunk
+        if self.pending:
+            return self.pending.pop(0)
         cause: Optional[BaseException] = None
         flow_cause: Any = None
         try:
@@ -231,18 +233,19 @@ class State:
         other: State = new._state
         self.response, self.events = other.response, other.events
         self.attempts, self.opened_at = other.attempts, other.opened_at
-        first: Optional[ChatCompletionChunk] = other.pending
-        assert first is not None
+        held, self.pending = other.pending[0], other.pending[1:]
         self.spent = add_usage(self.spent, self.acc.usage)
         self.recoveries += 1
         if delivered.continued:
             self.acc.head.clear()  # the id and model of the answer that finishes it
             self.acc.usage = None
-            self.acc.add(first)
-            return first
+            for chunk in other.pending:
+                self.acc.add(chunk)
+            return held
         discarded = self.acc.text
         self.acc = Accumulator(self.acc.requested_model)
-        self.acc.add(first)
+        for chunk in other.pending:
+            self.acc.add(chunk)
         self.restarts += 1
         self.shown = False
         logger.info("stream restarted on model=%s after %s", self.model, brk.error)
@@ -251,7 +254,7 @@ class State:
                 hook(discarded)
             except Exception:  # an observer's bug must not break the caller's stream
                 logger.exception("on_restart hook raised; the stream goes on")
-        return first
+        return held
 
     # -- the end -------------------------------------------------------------------------
 

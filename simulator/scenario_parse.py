@@ -209,8 +209,18 @@ def _bool(value: Any, path: _Path) -> bool:
 
 def _model(model_id: str, value: Any, path: _Path) -> ModelSpec:
     keys = {"latency_ms", "ttft_ms", "token_ms", "script", "faults", "outages", "pricing"}
-    obj = _obj(value, path, keys | {"load", "provider", "prefill", "context_window"})
+    obj = _obj(
+        value,
+        path,
+        keys | {"load", "provider", "model_type", "dimensions", "prefill", "context_window"},
+    )
     window = obj.get("context_window")
+    model_type = _str(obj.get("model_type", _model_type(model_id)), _join(path, "model_type"))
+    if model_type not in MODEL_TYPES:
+        raise ScenarioError(
+            _join(path, "model_type"),
+            f"must be one of {', '.join(MODEL_TYPES)}, got {model_type!r}",
+        )
     return ModelSpec(
         id=model_id,
         latency=_latency(obj.get("latency_ms", 0), _join(path, "latency_ms")),
@@ -235,7 +245,17 @@ def _model(model_id: str, value: Any, path: _Path) -> ModelSpec:
         context_window=None
         if window is None
         else _int(window, _join(path, "context_window"), lo=1),
+        model_type=model_type,
+        dimensions=_int(obj.get("dimensions", 1536), _join(path, "dimensions"), 1, 65536),
     )
+
+
+MODEL_TYPES = ("text", "embedding")
+
+
+def _model_type(model_id: str) -> str:
+    """``embedding`` for ids that name one (``text-embedding-3-small``), else ``text``."""
+    return "embedding" if "embedding" in model_id.lower() else "text"
 
 
 def _provider(model_id: str) -> str:

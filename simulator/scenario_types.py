@@ -164,6 +164,10 @@ class ModelSpec:
     provider: str = "openai"
     prefill: bool = True
     context_window: Optional[int] = None
+    #: ``text`` (chat) or ``embedding`` (serves ``/v1/embeddings``), as CometAPI's catalog says.
+    model_type: str = "text"
+    #: an embedding model's native vector size (``dimensions`` may ask for fewer).
+    dimensions: int = 1536
 
 
 @dataclass(frozen=True)
