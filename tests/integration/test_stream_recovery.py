@@ -292,3 +292,17 @@ def test_cli_chat_stream_announces_a_restart_before_the_new_answer() -> None:
     partial, answer = proc.stdout.split("\n", 1)
     assert answer == plain.stdout and plain.stdout.startswith(partial)
     assert "it starts over below" in proc.stderr
+
+
+def test_a_break_after_the_last_word_is_finished_by_an_empty_continuation() -> None:
+    """Cut after every word but before the finish reason: the continuation adds nothing."""
+    words = len(unbroken().split())
+    step = {"fault": "truncate", "after_chunks": 1 + words}
+    with Simulator(models({"script": [step]})) as sim, client_for(sim) as client:
+        stream = client.chat.completions.create(model="m1", messages=MSGS, stream=True)
+        shown, _ = read_all(stream)
+        final = stream.get_final_completion()
+        sent = journal(sim)
+    assert shown == unbroken() == final.choices[0].message.content
+    assert final.choices[0].finish_reason == "stop" and stream.recoveries == 1
+    assert sent == [("m1", 200, False), ("m1", 200, True)]
