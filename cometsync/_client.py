@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 from urllib.parse import urlsplit
@@ -24,6 +23,7 @@ from ._flow import CallSpec, Deliver, Send, Sleep, call_flow
 from ._metrics import log_attempt
 from ._policy import RetryPolicy
 from ._pricing import CostEstimate, Priced
+from ._recovery import FlowHandle
 from ._stream import defer_success
 from ._stream_open import FirstToken, open_stream
 from ._transport import HTTPRequest, RequestsTransport, Transport
@@ -33,8 +33,6 @@ from .guards import Guards, Protections
 from .resources import Catalog, Chat, Embeddings, Models
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
-
-logger = logging.getLogger("cometsync")
 
 __version__ = "0.1.0"
 
@@ -346,7 +344,7 @@ class Client:
             flow.close()
             raise
         # A stream with recovery: its reader resumes the flow if the stream breaks.
-        action.result._bind_flow(_FlowHandle(self, flow, headers))
+        action.result._bind_flow(FlowHandle(flow, lambda first: self._drive(flow, headers, first)))
         return action.result  # type: ignore[no-any-return]
 
     def _drive(self, flow: Any, headers: Mapping[str, str], first: Callable[[], Any]) -> Deliver:
@@ -429,36 +427,6 @@ class Client:
 
     def _route(self, path: str) -> str:
         return urlsplit(self._options.base_url).path + path
-
-
-class _FlowHandle:
-    """A delivered stream's way back into its call flow (``Stream`` recovery)."""
-
-    def __init__(self, client: Client, flow: Any, headers: Mapping[str, str]) -> None:
-        self._client = client
-        self._flow = flow
-        self._headers = headers
-
-    def resume(self, brk: Any) -> Deliver:
-        """Send the break into the flow and drive it to the next delivered stream.
-
-        Raises:
-            APIError: the recovery failed (the flow raises the original break).
-        """
-        try:
-            return self._client._drive(self._flow, self._headers, lambda: self._flow.send(brk))
-        except StopIteration:
-            raise RuntimeError("the call flow ended without delivering a stream") from None
-        except BaseException:
-            self._flow.close()
-            raise
-
-    def close(self) -> None:
-        """The stream is done: end the flow (idempotent)."""
-        try:
-            self._flow.close()
-        except ValueError:  # closed from another thread while a recovery drives it
-            logger.debug("a stream's call flow was busy when the stream closed")
 
 
 def _scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:

@@ -50,6 +50,7 @@ from ._recovery import (
     Deliver,
     StreamBreak,
     break_verdict,
+    broken_record,
     prefill_refused_step,
     refuses_prefill,
     resume_body,
@@ -325,7 +326,9 @@ def call_flow(
                     has_next,
                 )
                 step, rewait = guard_retry(step, verdict, model, has_next, done_at)
-                record(_broken(history[-1], brk, step, done_at - sent_at, scrub), replace=True)
+                record(
+                    broken_record(history[-1], brk, step, done_at - sent_at, scrub), replace=True
+                )
             if no_prefill is not None:
                 if step.decision == "raise":
                     raise fail(verdict.error or APIError("the model refused the prefill"))
@@ -359,26 +362,6 @@ def call_flow(
         # Nothing was sent: every model of the chain was refused by the guards.
         raise fail(_all_skipped(skipped))
     raise fail(last_error)
-
-
-def _broken(
-    entry: Attempt, brk: StreamBreak, step: Step, duration: float, scrub: Callable[[str], str]
-) -> Attempt:
-    """The record of a delivered stream's attempt once it broke: failed, and what follows."""
-    error_text = scrub(f"{type(brk.error).__name__}: {brk.error}")
-    record = Attempt._record(
-        entry.model,
-        entry.route,
-        entry.status,
-        entry.latency,
-        entry.attempt,
-        error_text,
-        step.delay,
-        step.decision,
-        step.reason,
-    )
-    record.__dict__["duration"] = duration
-    return record
 
 
 def _await_model(

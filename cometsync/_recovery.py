@@ -12,16 +12,31 @@ the reader allows it, asks again from scratch.
 from __future__ import annotations
 
 import json
+import logging
 import re
-from typing import Any, Collection, Dict, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Collection,
+    Dict,
+    Generator,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Tuple,
+    Union,
+)
 
+from ._attempt import Attempt
 from ._errors import APIError, APIStreamError
 from ._policy import Classification, ResponseLike, RetryPolicy, Step, classify
 
 __all__ = [
     "Deliver",
+    "FlowHandle",
     "StreamBreak",
     "break_verdict",
+    "broken_record",
     "continuation_body",
     "prefill_refused_step",
     "refuses_prefill",
@@ -62,6 +77,66 @@ class StreamBreak(NamedTuple):
     cause: Union[APIError, ResponseLike, None]
     continuation: Optional[Mapping[str, Any]]
     restart: bool
+
+
+logger = logging.getLogger("cometsync")
+
+
+class FlowHandle:
+    """A delivered stream's way back into its call flow: the driver's loop, resumed.
+
+    Args:
+        flow: the call flow, suspended at its ``Deliver``.
+        drive: the driver's loop from a first action (a thunk) to the next ``Deliver``.
+    """
+
+    def __init__(
+        self,
+        flow: Generator[Any, Any, Any],
+        drive: Callable[[Callable[[], Any]], Deliver],
+    ) -> None:
+        self._flow = flow
+        self._drive = drive
+
+    def resume(self, brk: StreamBreak) -> Deliver:
+        """Send the break into the flow and drive it to the next delivered stream.
+
+        Raises:
+            APIError: the recovery failed (the flow raises the original break).
+        """
+        try:
+            return self._drive(lambda: self._flow.send(brk))
+        except StopIteration:
+            raise RuntimeError("the call flow ended without delivering a stream") from None
+        except BaseException:
+            self._flow.close()
+            raise
+
+    def close(self) -> None:
+        """The stream is done: end the flow (idempotent)."""
+        try:
+            self._flow.close()
+        except ValueError:  # closed from another thread while a recovery drives it
+            logger.debug("a stream's call flow was busy when the stream closed")
+
+
+def broken_record(
+    entry: Attempt, brk: StreamBreak, step: Step, duration: float, scrub: Callable[[str], str]
+) -> Attempt:
+    """The record of a delivered stream's attempt once it broke: failed, and what follows."""
+    record = Attempt._record(
+        entry.model,
+        entry.route,
+        entry.status,
+        entry.latency,
+        entry.attempt,
+        scrub(f"{type(brk.error).__name__}: {brk.error}"),
+        step.delay,
+        step.decision,
+        step.reason,
+    )
+    record.__dict__["duration"] = duration
+    return record
 
 
 def continuation_body(body: Mapping[str, Any], partial: str) -> Dict[str, Any]:

@@ -21,8 +21,9 @@ from ._attempt import Attempt
 from ._clock import Clock
 from ._flow import CallSpec
 from ._policy import ResponseLike
+from ._recovery import FlowHandle
 from ._stream_open import StreamStart
-from ._stream_state import FlowHandle, OnAttempt, OnRestart, State
+from ._stream_state import OnAttempt, OnRestart, State
 from ._types import ChatCompletion, ChatCompletionChunk, Usage
 
 __all__ = ["OnAttempt", "OnRestart", "Stream", "accumulate", "defer_success", "stream_spec"]

@@ -18,13 +18,13 @@ from ._attempt import Attempt
 from ._clock import Clock
 from ._errors import APIError, APIStreamError
 from ._policy import ResponseLike
-from ._recovery import Deliver, StreamBreak, continuation_body
+from ._recovery import Deliver, FlowHandle, StreamBreak, continuation_body
 from ._sse import SKIP, ErrorEvent, error_status, parse_event
 from ._stream_open import StreamStart
 from ._transport import Response
 from ._types import ChatCompletionChunk, Usage
 
-__all__ = ["FlowHandle", "OnAttempt", "OnRestart", "State", "add_usage"]
+__all__ = ["OnAttempt", "OnRestart", "State", "add_usage"]
 
 logger = logging.getLogger("cometsync")
 
@@ -33,16 +33,6 @@ OnAttempt = Callable[[Attempt], None]
 OnRestart = Callable[[str], None]
 _DRAIN_EVENTS = 64  # events read after [DONE] so the connection can be reused
 _DRAIN_WAIT = 0.05  # seconds a read after [DONE] may wait
-
-
-class FlowHandle:
-    """The way back into a delivered stream's call flow (the client's driver provides it)."""
-
-    def resume(self, brk: StreamBreak) -> Deliver:  # pragma: no cover - an interface
-        raise NotImplementedError
-
-    def close(self) -> None:  # pragma: no cover - an interface
-        raise NotImplementedError
 
 
 def add_usage(a: Optional[Usage], b: Optional[Usage]) -> Optional[Usage]:
