@@ -41,6 +41,7 @@ from ._errors import (
 from ._guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
 from ._metrics import MetricsRecorder
 from ._policy import RetryPolicy, parse_retry_after
+from ._ratelimit import RateLimit
 from ._streaming import Stream, accumulate
 from ._transport import HTTPRequest, RequestsTransport, Response, Transport
 from ._types import (
@@ -100,6 +101,7 @@ __all__ = [
     "Pricing",
     "Protections",
     "ProtectiveGuards",
+    "RateLimit",
     "RateLimitError",
     "RequestTypeError",
     "RequestValidationError",

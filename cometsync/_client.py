@@ -57,6 +57,8 @@ from ._guards import Guards, Protections
 from ._metrics import log_attempt
 from ._policy import ResponseLike, RetryPolicy
 from ._pool import failed_future, ordered_map
+from ._ratelimit import estimate_tokens
+from ._shared_guards import SharedGuards, build_guards
 from ._streaming import Stream, defer_success, open_stream, stream_spec
 from ._transport import HTTPRequest, RequestsTransport, Transport
 from ._types import Attempt, ChatCompletion, Model, Timeout, TimeoutLike
@@ -110,6 +112,8 @@ class _Shared:
         self.lock = threading.Lock()
         self.closed = False
         self.executor: Optional[ThreadPoolExecutor] = None
+        #: Token reservations are estimated and settled only when a rate limit may use them.
+        self.paced = isinstance(guards, SharedGuards)
 
     def pool(self) -> ThreadPoolExecutor:
         """The thread pool, started on first use (a client that never submits has no threads)."""
@@ -182,6 +186,13 @@ class Client:
         catalog_ttl: seconds the catalog is kept before it is fetched again.
         max_retries: openai-python's shortcut: ``retry`` (or the default policy) with this
             many retries per model.
+        rate_limit: the key's client-side limit, a ``RateLimit`` for every model or a dict
+            ``{model: RateLimit}``; paced (burst: one second's worth). Limits the server
+            announces in ``x-ratelimit-limit-*`` headers are learned and paced to as well.
+        shared_state: a ``redis://`` URL or a ``redis.Redis`` you own: rate limits, server
+            holds, cooldowns and the retry budget are then shared by every client of this key
+            using it (``pip install 'cometsync[redis]'``). None: per process.
+        shared_namespace: prefix of the Redis keys, to separate applications.
 
     Once prices are known, each priced call is reported to the ``on_attempt`` hook's
     ``add_cost(model, usd)`` when it has one (``MetricsRecorder`` does), and a fallback model
@@ -211,6 +222,9 @@ class Client:
         price_calls: bool = False,
         catalog_ttl: float = DEFAULT_CATALOG_TTL,
         max_retries: Optional[int] = None,
+        rate_limit: Any = None,
+        shared_state: Any = None,
+        shared_namespace: str = "cometsync",
     ) -> None:
         if api_key is not None and not isinstance(api_key, str):
             raise ConfigError(f"api_key must be a string, got {type(api_key).__name__}")
@@ -254,7 +268,19 @@ class Client:
             )
         clock = clock or SYSTEM_CLOCK
         if guards is None:
-            guards = (protections or Protections()).build(ceiling=max_workers, clock=clock)
+            protections = protections or Protections()
+            guards = build_guards(
+                protections.build(ceiling=max_workers, clock=clock),
+                protections,
+                api_key=self._options.api_key,
+                rate_limit=rate_limit,
+                shared_state=shared_state,
+                shared_namespace=shared_namespace,
+                ceiling=max_workers,
+                clock=clock,
+            )
+        elif rate_limit is not None or shared_state is not None:
+            raise ConfigError("rate_limit= and shared_state= need the built-in guards, not guards=")
         self._shared = _Shared(
             transport,
             owns,
@@ -468,6 +494,8 @@ class Client:
             executor.shutdown(wait=True, cancel_futures=True)
         if self._shared.owns_transport:
             self._shared.transport.close()
+        if isinstance(self._shared.guards, SharedGuards):
+            self._shared.guards.close()
 
     def __enter__(self) -> Client:
         return self
@@ -534,17 +562,24 @@ class Client:
             on_attempt=defer_success(self._on_attempt) if spec.stream else self._on_attempt,
             scrub=self._scrub,
         )
+        last: Optional[Tuple[Optional[str], int]] = None
         try:
             action = next(flow)
             while True:
                 if isinstance(action, Send):
-                    outcome: Any = self._send(action, headers)
+                    tokens = estimate_tokens(action.body) if shared.paced else 0
+                    outcome: Any = self._send(action, headers, tokens)
+                    last = (action.model, tokens)
                 else:
                     assert isinstance(action, Sleep)
                     shared.clock.sleep(action.seconds)
                     outcome = None
                 action = flow.send(outcome)
         except StopIteration as stop:
+            if last is not None and last[1]:
+                used = getattr(getattr(stop.value, "usage", None), "total_tokens", None)
+                if isinstance(used, int):
+                    shared.guards.settle(last[0], last[1], used)
             return stop.value  # type: ignore[no-any-return]
         except APIError as error:
             self._scrub_error(error)
@@ -552,7 +587,7 @@ class Client:
         finally:
             flow.close()
 
-    def _send(self, action: Send, headers: Mapping[str, str]) -> Any:
+    def _send(self, action: Send, headers: Mapping[str, str], tokens: int = 0) -> Any:
         body = None
         if action.body is not None:
             body = json.dumps(action.body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -561,8 +596,9 @@ class Client:
         # deadline's remainder), so a congested model fails as a timeout, never hangs.
         wait = max(action.timeout.connect, action.timeout.read)
         clock = self._shared.clock
+        sent = False
         try:
-            with self._shared.guards.slot(action.model, wait):
+            with self._shared.guards.slot(action.model, wait, tokens):
                 timeout = action.timeout
                 if action.stop_at is not None:  # the slot wait came out of the deadline
                     left = action.stop_at - clock.monotonic()
@@ -571,10 +607,15 @@ class Client:
                             "the call's deadline passed while waiting for a slot"
                         )
                     timeout = timeout.capped(left)
+                sent = True
                 response = self._shared.transport.send(request, timeout)
+                if tokens and response.status_code >= 400:
+                    self._shared.guards.settle(action.model, tokens, 0)  # refused: refund
                 # Read a stream up to its first chunk here, so failures before it are retried.
                 return open_stream(response, action.model) if action.stream else response
         except APIError as error:
+            if sent and tokens:
+                self._shared.guards.settle(action.model, tokens, 0)
             return error
 
     def _scrub_error(self, error: APIError) -> None:
@@ -648,8 +689,11 @@ _CLIENT_SETTINGS = frozenset(
         "on_attempt",
         "price_calls",
         "protections",
+        "rate_limit",
         "retry",
         "session",
+        "shared_namespace",
+        "shared_state",
         "transport",
     }
 )
