@@ -12,7 +12,9 @@ from typing import Any, Iterator
 
 import pytest
 
-redis = pytest.importorskip("redis", reason="the redis package is missing: pip install -e '.[test]'")
+redis = pytest.importorskip(
+    "redis", reason="the redis package is missing: pip install -e '.[test]'"
+)
 from pytest_redis import factories  # noqa: E402  (after the importorskip above)
 
 INSTALL_HINT = (
