@@ -1,0 +1,57 @@
+"""One process of a fleet: ``threads`` threads call the simulator until ``stop_at`` (wall time).
+
+Run by test_fleet.py as ``python -m tests.redis.fleet_worker BASE_URL REDIS_URL|- START STOP
+THREADS RPM``; prints one JSON line: calls that succeeded and failed by ``stop_at`` (calls
+still queued for the rate limit then are abandoned: the process exits).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+import cometsync
+
+
+def main() -> None:
+    """Wait for the common start, call until the common stop, report counts."""
+    base_url, redis_url, start_at, stop_at, threads, rpm = sys.argv[1:7]
+    client = cometsync.Client(
+        api_key="sk-fleet-key-000000000000",
+        base_url=base_url,
+        max_workers=int(threads),
+        rate_limit=cometsync.RateLimit(rpm=float(rpm)),
+        shared_state=None if redis_url == "-" else redis_url,
+        timeout=5.0,
+    )
+    counts: dict = {"ok": 0, "failed": 0}
+    lock = threading.Lock()
+
+    def run() -> None:
+        while time.time() < float(stop_at):
+            try:
+                client.chat.completions.create(
+                    model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5
+                )
+                outcome = "ok"
+            except cometsync.CometError:
+                outcome = "failed"
+            with lock:
+                if time.time() < float(stop_at):
+                    counts[outcome] += 1
+
+    time.sleep(max(0.0, float(start_at) - time.time()))
+    for _ in range(int(threads)):
+        threading.Thread(target=run, daemon=True).start()
+    time.sleep(max(0.0, float(stop_at) - time.time()))
+    with lock:
+        counts["store"] = client.stats()["shared"]["store"]
+        print(json.dumps(counts), flush=True)
+    os._exit(0)  # threads still waiting for their turn have nothing left to show
+
+
+if __name__ == "__main__":
+    main()
