@@ -7,8 +7,8 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from cometsync import _admission as model
-from cometsync._shared_state import RedisStore
+from cometsync.guards import admission as model
+from cometsync.guards.store import RedisStore
 from cometsync.testing import FakeClock
 
 SCOPE = "equivalence"

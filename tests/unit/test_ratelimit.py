@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import cometsync
-from cometsync import _admission as model
-from cometsync._ratelimit import DEFAULT_COMPLETION_RESERVE, estimate_tokens
+from cometsync.guards import admission as model
+from cometsync.guards.ratelimit import DEFAULT_COMPLETION_RESERVE, estimate_tokens
 from cometsync.testing import FakeClock, ScriptedTransport, completion_body, json_response
 
 MSG = [{"role": "user", "content": "hi"}]

@@ -20,13 +20,14 @@ import logging
 import threading
 from typing import Any, Dict, Iterator, Optional, Tuple
 
-from . import _admission as model_
-from ._clock import Clock
-from ._errors import ConfigError, PoolTimeoutError
-from ._guards import Guards, Protections
-from ._policy import Classification
-from ._ratelimit import RateLimit, RateLimits, coerce_rate_limits
-from ._shared_state import MemoryStore, RedisStore, Store, key_id
+from .._clock import Clock
+from .._errors import ConfigError, PoolTimeoutError
+from .._policy import Classification
+from . import admission as model_
+from ._base import Guards
+from .protections import Protections
+from .ratelimit import RateLimit, RateLimits, coerce_rate_limits
+from .store import MemoryStore, RedisStore, Store, key_id
 
 __all__ = ["SharedGuards", "build_guards"]
 

@@ -20,10 +20,10 @@ import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
 from urllib.parse import urlsplit
 
-from . import _admission as model_
-from ._clock import Clock
-from ._errors import ConfigError
-from ._redis_scripts import ADMIT_LUA, BUDGET_LUA, OBSERVE_LUA
+from .._clock import Clock
+from .._errors import ConfigError
+from . import admission as model_
+from ._lua import ADMIT_LUA, BUDGET_LUA, OBSERVE_LUA
 
 __all__ = ["MemoryStore", "RedisStore", "Store", "key_id"]
 

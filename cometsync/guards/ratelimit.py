@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Union
 
-from ._errors import ConfigError
+from .._errors import ConfigError
 
 __all__ = [
     "DEFAULT_COMPLETION_RESERVE",
