@@ -25,7 +25,7 @@ def main() -> None:
         max_workers=int(threads),
         rate_limit=cometsync.RateLimit(rpm=float(rpm)),
         shared_state=None if redis_url == "-" else redis_url,
-        timeout=5.0,
+        timeout=30.0,  # a thread may queue for its turn at 10 requests/s behind 31 others
     )
     counts: dict = {"ok": 0, "failed": 0}
     lock = threading.Lock()
