@@ -2,7 +2,8 @@
 
 Scenarios: ``brooker`` (Brooker's backoff experiment), ``gateway``, ``outage`` and ``overload``
 (retry strategies against the simulator's fault model, in virtual time), ``throughput`` (per-call
-speed against peers over loopback sockets). ``python -m benchmarks SCENARIO --help`` for options.
+speed against peers over loopback sockets), ``redis_rtt`` (what shared state on Redis costs
+per call). ``python -m benchmarks SCENARIO --help`` for options.
 """
 
 from __future__ import annotations
@@ -143,6 +144,23 @@ def _throughput(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redis_rtt(args: argparse.Namespace) -> int:
+    from . import redis_rtt
+    from ._report import format_table
+
+    calls = args.calls or (300 if args.quick else 3000)
+    rows = redis_rtt.run(args.url, calls)
+    print(f"Redis round trips on loopback, {calls} samples each (microseconds)")
+    print(
+        format_table(
+            ["what", "median", "p99"], [[r["what"], r["median_us"], r["p99_us"]] for r in rows]
+        )
+    )
+    if args.json:
+        write_json(args.json, rows)
+    return 0
+
+
 def _headline(rows: List[Dict[str, Any]]) -> None:
     points = {(r["clients"], r["strategy"]): r["calls"] for r in rows}
     for n in sorted({r["clients"] for r in rows}):
@@ -200,6 +218,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--rounds", type=_positive, help="interleaved rounds (default 7)")
     t.add_argument("--calls", type=_positive, help="calls per client per round (default 300)")
     t.set_defaults(run=_throughput)
+    r = sub.add_parser("redis_rtt", help="what shared state on Redis costs per call (loopback)")
+    _common(r)
+    r.add_argument("--calls", type=_positive, help="samples per measurement (default 3000)")
+    r.add_argument("--url", help="an existing Redis (default: start redis-server on a free port)")
+    r.set_defaults(run=_redis_rtt)
     return parser
 
 
