@@ -55,8 +55,15 @@ from ._types import (
     Timeout,
     Usage,
 )
-from .guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
-from .guards.ratelimit import RateLimit
+from .guards import (
+    AdaptiveLimiter,
+    Cooldowns,
+    Guards,
+    Protections,
+    ProtectiveGuards,
+    RateLimit,
+    RetryBudget,
+)
 
 __all__ = [
     "APIConnectionError",
