@@ -87,16 +87,20 @@ def measure(url: str, n: int) -> List[Dict[str, Any]]:
     rows: List[Dict[str, Any]] = []
     now = time.time()
     ops: Dict[str, Callable[[], Any]] = {
-        "admit (gate)": lambda: store.admit(
-            "s", "m", model.admit_argv(now, model.GATE, 0, 0, 0, 60, 0.1, 1, 60)
+        "admit (a call's one trip)": lambda: store.admit(
+            "s",
+            "m",
+            model.admit_argv(
+                now, model.ALL, 1e9, 1e12, 300, 60, 0.1, 1, 60, -20.0, True, 0.2, 10, 10
+            ),
         ),
-        "admit (send, rpm+tpm)": lambda: store.admit(
+        "admit (pacing a retry)": lambda: store.admit(
             "s", "m", model.admit_argv(now, model.SEND, 1e9, 1e12, 300, 60, 0.1, 1, 60)
         ),
         "observe (failure)": lambda: store.observe(
             "s", "x", model.observe_argv(now, model.FAIL, -1, -1, 0, 0, 0, 0, 1e9, 5, 60, 30, 60)
         ),
-        "budget (call)": lambda: store.budget("s", model.budget_argv(now, False, 0.2, 10, 10)),
+        "budget (a retry)": lambda: store.budget("s", model.budget_argv(now, True, 1e9, 1e9, 10)),
     }
     for name, fn in ops.items():
         rows.append({"what": name, **_time(fn, n)})

@@ -10,7 +10,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+)
 from urllib.parse import urlsplit
 
 import requests
@@ -344,7 +355,15 @@ class Client:
             on_attempt=defer_success(self._on_attempt) if spec.stream else self._on_attempt,
             scrub=self._scrub,
         )
-        paced = isinstance(shared.guards, SharedGuards)  # token reservations are worth settling
+        guards = shared.guards
+        if isinstance(guards, SharedGuards):  # rate limits: reserve tokens, settle to usage
+            with guards.call(estimate_tokens(spec.body)):
+                return self._drive(flow, headers, paced=True)
+        return self._drive(flow, headers, paced=False)
+
+    def _drive(self, flow: Generator[Any, Any, T], headers: Mapping[str, str], *, paced: bool) -> T:
+        """Answer the flow's actions until it returns or raises."""
+        shared = self._shared
         last: Optional[Tuple[Optional[str], int]] = None
         try:
             action = next(flow)

@@ -1,4 +1,7 @@
-"""The Lua twins of ``_admission``'s pure functions, run atomically by Redis (one key each).
+"""The Lua twins of ``admission``'s pure functions, run atomically by Redis.
+
+Admission touches its (key, model) hash and, to count a call, the key's budget hash: both
+carry the key's hash tag, so they sit in one Redis Cluster slot.
 
 Each script reads its key's hash, makes the same decision as its Python twin, writes back
 only what changed, and sets an expiry on the key: the furthest time it still matters plus
@@ -39,28 +42,81 @@ local function save(now, ttl, names)
 end
 """
 
+_BUDGET_FN = """
+local function budget_op(bkey, now, retry, ratio, floor, window)
+  local current = math.floor(now / (window / 10.0))
+  local calls, retries = 0, 0
+  local raw = redis.call('HGETALL', bkey)
+  for i = 1, #raw, 2 do
+    local name = raw[i]
+    if tonumber(string.sub(name, 2)) <= current - 10 then
+      redis.call('HDEL', bkey, name)
+    elseif string.sub(name, 1, 1) == 'c' then
+      calls = calls + tonumber(raw[i + 1])
+    else
+      retries = retries + tonumber(raw[i + 1])
+    end
+  end
+  local field
+  if retry == 0 then
+    field = 'c' .. string.format('%d', current)
+  else
+    if retries + 1 > ratio * calls + floor then return 0 end
+    field = 'r' .. string.format('%d', current)
+  end
+  redis.call('HINCRBY', bkey, field, 1)
+  redis.call('PEXPIRE', bkey, math.ceil(window * 2000))
+  return 1
+end
+"""
+
 ADMIT_LUA = (
     _PRELUDE
+    + _BUDGET_FN
     + """
 local now, mode = tonumber(ARGV[1]), tonumber(ARGV[2])
 local rpm, tpm, tokens = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local probe_timeout, probe_poll = tonumber(ARGV[6]), tonumber(ARGV[7])
 local skip_after, ttl = tonumber(ARGV[8]), tonumber(ARGV[9])
+local settle, count_call = tonumber(ARGV[10]), tonumber(ARGV[11])
+local ratio, floor, window = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
+if count_call ~= 0 then budget_op(KEYS[2], now, 0, ratio, floor, window) end
+local t_limit = limit(tpm, s.ltpm or 0)
+local dirty = {}
+if settle ~= 0 and t_limit > 0 and s.tt ~= nil then
+  s.tt = s.tt + settle * 60.0 / t_limit
+  dirty[#dirty + 1] = 'tt'
+end
 local hold = s.hold or 0
-if mode == 0 then
+local probed = false
+local function answer(verdict, value)
+  if #dirty > 0 then save(now, ttl, dirty) end
+  return {verdict, fmt(value)}
+end
+if mode ~= 1 then
   local opened = s.open
-  if opened ~= nil and now < opened then return {'cooldown', fmt(opened - now)} end
+  if opened ~= nil and now < opened then return answer('cooldown', opened - now) end
   local probe = s.probe or 0
   if opened ~= nil and now < probe then
-    return {'probing', fmt(math.min(probe_poll, probe - now))}
+    return answer('probing', math.min(probe_poll, probe - now))
   end
-  if hold - now > skip_after then return {'hold', fmt(hold - now)} end
-  if opened == nil then return {'go', '0'} end
-  s.probe = now + probe_timeout
-  save(now, ttl, {'probe'})
-  return {'probe', '0'}
+  if hold - now > skip_after then return answer('hold', hold - now) end
+  if opened ~= nil then
+    s.probe = now + probe_timeout
+    dirty[#dirty + 1] = 'probe'
+    probed = true
+  end
+  if mode == 0 then
+    if probed then return answer('probe', 0) end
+    return answer('go', 0)
+  end
 end
-if now < hold then return {'hold', fmt(hold - now)} end
+local function later(reason, value)
+  if mode == 1 then return answer(reason, value) end
+  if probed then return answer('probe-wait', value) end
+  return answer('wait', value)
+end
+if now < hold then return later('hold', hold - now) end
 local wait = 0
 local new_rt, new_tt = nil, nil
 local r_limit = limit(rpm, s.lrpm or 0)
@@ -69,17 +125,22 @@ if r_limit > 0 then
   new_rt = math.max(s.rt or now, now) + interval
   wait = math.max(wait, new_rt - math.max(1.0, interval) - now)
 end
-local t_limit = limit(tpm, s.ltpm or 0)
 if tokens > 0 and t_limit > 0 then
   local cost = tokens * 60.0 / t_limit
   new_tt = math.max(s.tt or now, now) + cost
   wait = math.max(wait, new_tt - math.max(1.0, cost) - now)
 end
-if wait > 1e-6 then return {'rate', fmt(wait)} end
-if new_rt ~= nil then s.rt = new_rt end
-if new_tt ~= nil then s.tt = new_tt end
-if new_rt ~= nil or new_tt ~= nil then save(now, ttl, {'rt', 'tt'}) end
-return {'go', '0'}
+if wait > 1e-6 then return later('rate', wait) end
+if new_rt ~= nil then
+  s.rt = new_rt
+  dirty[#dirty + 1] = 'rt'
+end
+if new_tt ~= nil then
+  s.tt = new_tt
+  dirty[#dirty + 1] = 'tt'
+end
+if probed then return answer('probe', 0) end
+return answer('go', 0)
 """
 )
 
@@ -149,31 +210,10 @@ return {event, fmt(value)}
 """
 )
 
-BUDGET_LUA = """
-local key = KEYS[1]
-local now, retry, ratio = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local floor, window = tonumber(ARGV[4]), tonumber(ARGV[5])
-local current = math.floor(now / (window / 10.0))
-local calls, retries = 0, 0
-local raw = redis.call('HGETALL', key)
-for i = 1, #raw, 2 do
-  local name = raw[i]
-  if tonumber(string.sub(name, 2)) <= current - 10 then
-    redis.call('HDEL', key, name)
-  elseif string.sub(name, 1, 1) == 'c' then
-    calls = calls + tonumber(raw[i + 1])
-  else
-    retries = retries + tonumber(raw[i + 1])
-  end
-end
-local field
-if retry == 0 then
-  field = 'c' .. string.format('%d', current)
-else
-  if retries + 1 > ratio * calls + floor then return 0 end
-  field = 'r' .. string.format('%d', current)
-end
-redis.call('HINCRBY', key, field, 1)
-redis.call('PEXPIRE', key, math.ceil(window * 2000))
-return 1
+BUDGET_LUA = (
+    _BUDGET_FN
+    + """
+return budget_op(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+  tonumber(ARGV[4]), tonumber(ARGV[5]))
 """
+)

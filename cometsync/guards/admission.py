@@ -20,9 +20,10 @@ out until then; ``fails``/``lastf``/``hint``/``cool``/``trips`` the breaker's st
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 __all__ = [
+    "ALL",
     "EPSILON",
     "FAIL",
     "GATE",
@@ -40,8 +41,9 @@ __all__ = [
 
 State = Dict[str, float]
 
-GATE = 0  # before a model is tried: the server's hold, then the breaker (takes the probe)
-SEND = 1  # before each attempt leaves: the server's hold, then the request and token GCRA
+GATE = 0  # before a model is tried: the breaker and a long server hold (takes the probe)
+SEND = 1  # before an attempt leaves: the server's hold, then the request and token GCRA
+ALL = 2  # both in one round trip: GATE, then SEND's checks; reserves when it can go now
 
 # Observe kinds: says nothing of health (frees a stale probe), a success, a failure, and
 # no news for the breaker at all (a token settlement).
@@ -62,9 +64,34 @@ def admit_argv(
     probe_poll: float,
     skip_after: float,
     ttl: float,
+    settle: float = 0.0,
+    count_call: bool = False,
+    ratio: float = 0.0,
+    floor: float = 0.0,
+    window: float = 10.0,
 ) -> List[float]:
-    """ARGV of the admission script (0 stands for "no limit")."""
-    return [now, mode, rpm, tpm, tokens, probe_timeout, probe_poll, skip_after, ttl]
+    """ARGV of the admission script (0 stands for "no limit").
+
+    ``settle`` tokens (negative: a refund) correct earlier reservations first; with
+    ``count_call`` the call is also counted in the retry budget (``ratio``, ``floor``,
+    ``window``), so a call's start, its first admission and its settlements cost one trip.
+    """
+    return [
+        now,
+        mode,
+        rpm,
+        tpm,
+        tokens,
+        probe_timeout,
+        probe_poll,
+        skip_after,
+        ttl,
+        settle,
+        1 if count_call else 0,
+        ratio,
+        floor,
+        window,
+    ]
 
 
 def _limit(configured: float, learned: float) -> float:
@@ -74,18 +101,33 @@ def _limit(configured: float, learned: float) -> float:
     return configured if configured > 0 else learned
 
 
-def admit(state: State, argv: Sequence[float]) -> Tuple[str, float]:
-    """One admission: ``("go"|"probe", 0)`` or ``(reason, seconds to wait)``; reserves on go.
+def admit(
+    state: State, argv: Sequence[float], budget_state: Optional[State] = None
+) -> Tuple[str, float]:
+    """One admission: ``("go"|"probe", 0)``, ``("wait"|"probe-wait", s)`` or ``(reason, s)``.
 
-    GATE checks the breaker and the server's hold: an open breaker refuses until its cooldown
-    ends, then lets one caller through as the probe (``"probe"``) and refuses the others while
-    the probe is out; a hold longer than ``skip_after`` refuses (a shorter one is waited out
-    at SEND). SEND checks the hold and both GCRA buckets (see ``_ratelimit``); it records the
-    request and reserves ``tokens`` only when all admit, so a refusal costs nothing.
+    First the bookkeeping that holds whatever the answer: ``settle`` tokens are added to the
+    token bucket, and with ``count_call`` the call is counted in ``budget_state``.
+
+    GATE checks the breaker and the server's hold: an open breaker refuses (``"cooldown"``)
+    until its cooldown ends, then lets one caller through as the probe (``"probe"``) and
+    refuses the others while the probe is out (``"probing"``); a hold longer than
+    ``skip_after`` refuses (``"hold"``; a shorter one is waited out before sending). SEND
+    checks the hold, then both GCRA buckets (see ``ratelimit``): ``"go"`` records the request
+    and reserves ``tokens``; ``"hold"``/``"rate"`` reserve nothing. ALL runs GATE, then
+    SEND's checks: ``"go"``/``"probe"`` are admitted and reserved, ``"wait"``/``"probe-wait"``
+    are admitted but must wait that long and pace with SEND before sending.
     """
     now, mode, rpm, tpm, tokens, probe_timeout, probe_poll, skip_after = argv[:8]
+    settle, count_call, ratio, floor, window = argv[9:14]
+    if count_call and budget_state is not None:
+        budget(budget_state, budget_argv(now, False, ratio, floor, window))
+    t_limit = _limit(tpm, state.get("ltpm", 0.0))
+    if settle != 0 and t_limit > 0 and "tt" in state:
+        state["tt"] = state["tt"] + settle * 60.0 / t_limit
     hold = state.get("hold", 0.0)
-    if mode == GATE:
+    probed = False
+    if mode != SEND:
         opened = state.get("open")
         if opened is not None and now < opened:
             return "cooldown", opened - now
@@ -94,12 +136,15 @@ def admit(state: State, argv: Sequence[float]) -> Tuple[str, float]:
             return "probing", min(probe_poll, probe - now)
         if hold - now > skip_after:
             return "hold", hold - now
-        if opened is None:
-            return "go", 0.0
-        state["probe"] = now + probe_timeout
-        return "probe", 0.0
+        if opened is not None:
+            state["probe"] = now + probe_timeout
+            probed = True
+        if mode == GATE:
+            return ("probe" if probed else "go"), 0.0
     if now < hold:
-        return "hold", hold - now
+        if mode == SEND:
+            return "hold", hold - now
+        return ("probe-wait" if probed else "wait"), hold - now
     wait = 0.0
     new_rt = None
     new_tt = None
@@ -108,18 +153,19 @@ def admit(state: State, argv: Sequence[float]) -> Tuple[str, float]:
         interval = 60.0 / r_limit
         new_rt = max(state.get("rt", now), now) + interval
         wait = max(wait, new_rt - max(1.0, interval) - now)
-    t_limit = _limit(tpm, state.get("ltpm", 0.0))
     if tokens > 0 and t_limit > 0:
         cost = tokens * 60.0 / t_limit
         new_tt = max(state.get("tt", now), now) + cost
         wait = max(wait, new_tt - max(1.0, cost) - now)
     if wait > EPSILON:
-        return "rate", wait
+        if mode == SEND:
+            return "rate", wait
+        return ("probe-wait" if probed else "wait"), wait
     if new_rt is not None:
         state["rt"] = new_rt
     if new_tt is not None:
         state["tt"] = new_tt
-    return "go", 0.0
+    return ("probe" if probed else "go"), 0.0
 
 
 def observe_argv(

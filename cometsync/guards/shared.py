@@ -8,7 +8,7 @@ keep running unchanged; this layer adds, per (API key, model):
 - the server's holds (a 429's Retry-After), for every process sharing the store;
 - with a shared store (Redis): the breaker and the retry budget, fleet-wide.
 
-Its decisions are ``_admission``'s; its state is in a ``Store``: memory (per process) or
+Its decisions are ``admission``'s; its state is in a ``Store``: memory (per process) or
 Redis. The adaptive concurrency limit stays per process: independent AIMD loops converge, as
 TCP flows sharing a link do.
 """
@@ -34,6 +34,15 @@ __all__ = ["SharedGuards", "build_guards"]
 logger = logging.getLogger("cometsync")
 
 _NO_LIMIT = RateLimit()
+_NOTHING: Any = object()
+
+
+class _Call(threading.local):
+    """What this thread's call (driven by the Client) lets the first admission do at once."""
+
+    tokens: Optional[int] = None  # the call's token estimate; None: not a Client call
+    count = False  # the call is still to be counted in the shared retry budget
+    reserved: Any = _NOTHING  # the model admitted and reserved by the last admission
 
 
 class SharedGuards(Guards):
@@ -81,15 +90,24 @@ class SharedGuards(Guards):
         self._lock = threading.Lock()
         self._waits: Dict[Optional[str], Tuple[float, float]] = {}  # model -> (until, set at)
         self._dirty: Dict[Optional[str], bool] = {}  # saw a failure or probed since a success
-        self._learned: Dict[Optional[str], Tuple[float, float]] = {}  # model -> last rpm, tpm
+        # model -> (rpm, tpm) last told the store, and when (monotonic): told again after
+        # half the keys' expiry, so an idle key's expiry does not lose the server's limits.
+        self._learned: Dict[Optional[str], Tuple[float, float, float]] = {}
+        self._settle: Dict[Optional[str], float] = {}  # tokens to settle at the next admission
+        self._call = _Call()
 
     # -- helpers ---------------------------------------------------------------------------
     def _limit(self, model: Optional[str]) -> RateLimit:
         return self._limits.get(model) or self._limits.get(None) or _NO_LIMIT
 
-    def _admit_argv(self, model: Optional[str], mode: int, tokens: float) -> Any:
+    def _admit_argv(
+        self, model: Optional[str], mode: int, tokens: float, count: bool = False
+    ) -> Any:
         limit = self._limit(model)
         cool = self._cool
+        budget = self._budget
+        with self._lock:
+            settle = self._settle.pop(model, 0.0)
         return model_.admit_argv(
             self._clock.time(),
             mode,
@@ -100,6 +118,11 @@ class SharedGuards(Guards):
             0.1 if cool is None else cool.probe_poll,
             self._skip_after,
             self._ttl,
+            settle,
+            count and budget is not None and self._health,
+            0.0 if budget is None else budget.ratio,
+            self._floor,
+            10.0 if budget is None else budget.window,
         )
 
     def _observe(
@@ -140,8 +163,25 @@ class SharedGuards(Guards):
             self._waits[model] = (wait, self._clock.monotonic())
 
     # -- the flow's hooks ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def call(self, tokens: int) -> Iterator[None]:
+        """The Client drives one call on this thread, reckoned at ``tokens``.
+
+        Knowing the call's tokens, its first admission of each model is one round trip that
+        checks every shared reason to wait (breaker, hold, both rates), reserves, and counts
+        the call in the retry budget; the attempt then leaves without another.
+        """
+        state = self._call
+        state.tokens, state.count, state.reserved = tokens, False, _NOTHING
+        try:
+            yield
+        finally:
+            state.tokens, state.count, state.reserved = None, False, _NOTHING
+
     def on_call(self, now: float) -> None:
-        if self._health and self._budget is not None and self.store.shared:
+        if self._call.tokens is not None:
+            self._call.count = True  # counted by the first admission, in the same round trip
+        elif self._health and self._budget is not None and self.store.shared:
             b = self._budget
             self.store.budget(
                 self._scope,
@@ -150,7 +190,13 @@ class SharedGuards(Guards):
         self.inner.on_call(now)
 
     def admit(self, model: Optional[str], now: float) -> Optional[str]:
-        verdict, wait = self.store.admit(self._scope, model, self._admit_argv(model, 0, 0))
+        call = self._call
+        tokens = call.tokens
+        mode = model_.GATE if tokens is None else model_.ALL
+        argv = self._admit_argv(model, mode, tokens or 0, call.count)
+        call.count = False
+        call.reserved = _NOTHING
+        verdict, wait = self.store.admit(self._scope, model, argv)
         if verdict in ("hold", "cooldown", "probing"):
             self._remember(model, wait)
             return {
@@ -158,12 +204,16 @@ class SharedGuards(Guards):
                 "cooldown": f"cooling down for {wait:.3g}s more (shared)",
                 "probing": "cooled down; another client is probing it",
             }[verdict]
-        if verdict == "probe":
+        probe = verdict in ("probe", "probe-wait")
+        if probe:
             with self._lock:
                 self._dirty[model] = True
         refusal = self.inner.admit(model, now)
-        if refusal is not None and verdict == "probe":
-            self._observe(model, model_.NEUTRAL)  # give the shared probe back at once
+        if refusal is not None:
+            if probe:
+                self._observe(model, model_.NEUTRAL)  # give the shared probe back at once
+        elif mode == model_.ALL and verdict in ("go", "probe"):
+            call.reserved = model  # the first attempt is admitted and reserved already
         return refusal
 
     def ready_in(self, model: Optional[str], now: float) -> Optional[float]:
@@ -190,11 +240,14 @@ class SharedGuards(Guards):
             hold = max(hold, info.seconds_per_request)  # the quota is spent until one returns
         rpm = float(info.limit) if info is not None else 0.0
         tpm = float(verdict.token_limit.limit) if verdict.token_limit is not None else 0.0
+        clock_now = self._clock.monotonic()
         with self._lock:
-            learned = self._learned.get(model)
-            news = (rpm or tpm) and learned != (rpm, tpm)
+            told = self._learned.get(model)
+            news = bool(rpm or tpm) and (
+                told is None or told[:2] != (rpm, tpm) or clock_now - told[2] > self._ttl / 2
+            )
             if news:
-                self._learned[model] = (rpm, tpm)
+                self._learned[model] = (rpm, tpm, clock_now)
             status = getattr(verdict.error, "status_code", None)
             if verdict.ok:
                 kind = model_.OK if self._dirty.pop(model, False) else model_.NO_HEALTH
@@ -217,14 +270,15 @@ class SharedGuards(Guards):
         )
 
     def settle(self, model: Optional[str], reserved: int, used: int) -> None:
-        """Correct a token reservation to what was used (0: the attempt failed, refund it)."""
+        """Correct a token reservation to what was used (0: the attempt failed, refund it).
+
+        No round trip of its own: the correction rides on this process's next admission
+        of the model (a process that never sends the model again leaves it to decay).
+        """
         if reserved == used or reserved <= 0:
             return
         with self._lock:
-            learned_tpm = self._learned.get(model, (0.0, 0.0))[1]
-        if not (self._limit(model).tpm or learned_tpm):
-            return
-        self._observe(model, model_.NO_HEALTH, settle=float(used - reserved))
+            self._settle[model] = self._settle.get(model, 0.0) + float(used - reserved)
 
     def _pace(self, model: Optional[str], tokens: int, give_up_at: Optional[float]) -> None:
         while True:
@@ -248,7 +302,11 @@ class SharedGuards(Guards):
         """The local slot, then the shared admission (pacing); raises PoolTimeoutError."""
         start = self._clock.monotonic()
         with self.inner.slot(model, timeout):
-            self._pace(model, tokens, None if timeout is None else start + timeout)
+            call = self._call
+            if call.reserved is not _NOTHING and call.reserved == model:
+                call.reserved = _NOTHING  # reserved by this call's admission of the model
+            else:
+                self._pace(model, tokens, None if timeout is None else start + timeout)
             yield
 
     def try_acquire(self, model: Optional[str], now: float) -> bool:
@@ -280,7 +338,7 @@ class SharedGuards(Guards):
             "rate_limits": {
                 str(m): {"rpm": lim.rpm, "tpm": lim.tpm} for m, lim in self._limits.items()
             },
-            "learned": {str(m): {"rpm": r, "tpm": t} for m, (r, t) in self._learned.items()},
+            "learned": {str(m): {"rpm": r, "tpm": t} for m, (r, t, _) in self._learned.items()},
         }
         return out
 

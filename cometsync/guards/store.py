@@ -1,6 +1,6 @@
 """Where the shared protections keep their state: this process's memory, or Redis.
 
-Both stores answer the same three operations with the decisions of ``_admission`` (the
+Both stores answer the same three operations with the decisions of ``admission`` (the
 memory store calls the Python functions under a lock; the Redis store runs their Lua twins,
 one atomic script per operation). When Redis is unreachable or slow, ``RedisStore`` answers
 from its own memory store (so the client keeps its per-process protections), logs one
@@ -46,15 +46,15 @@ class Store:
     """The three atomic operations every store answers (this base keeps nothing)."""
 
     def admit(self, scope: str, model: Optional[str], argv: Sequence[float]) -> Tuple[str, float]:
-        """``_admission.admit`` on the (scope, model) state."""
+        """``admission.admit`` on the (scope, model) state (and the scope's budget)."""
         return "go", 0.0
 
     def observe(self, scope: str, model: Optional[str], argv: Sequence[float]) -> Tuple[str, float]:
-        """``_admission.observe`` on the (scope, model) state."""
+        """``admission.observe`` on the (scope, model) state."""
         return "", 0.0
 
     def budget(self, scope: str, argv: Sequence[float]) -> bool:
-        """``_admission.budget`` on the scope's retry budget."""
+        """``admission.budget`` on the scope's retry budget."""
         return True
 
     @property
@@ -80,7 +80,8 @@ class MemoryStore(Store):
 
     def admit(self, scope: str, model: Optional[str], argv: Sequence[float]) -> Tuple[str, float]:
         with self._lock:
-            return model_.admit(self._models.setdefault((scope, model), {}), argv)
+            state = self._models.setdefault((scope, model), {})
+            return model_.admit(state, argv, self._budgets.setdefault(scope, {}))
 
     def observe(self, scope: str, model: Optional[str], argv: Sequence[float]) -> Tuple[str, float]:
         with self._lock:
@@ -222,7 +223,8 @@ class RedisStore(Store):
 
     def admit(self, scope: str, model: Optional[str], argv: Sequence[float]) -> Tuple[str, float]:
         def call() -> Tuple[str, float]:
-            out: List[Any] = self._admit(keys=[self.model_key(scope, model)], args=list(argv))
+            keys = [self.model_key(scope, model), self.budget_key(scope)]
+            out: List[Any] = self._admit(keys=keys, args=list(argv))
             return _text(out[0]), float(_text(out[1]))
 
         return self._run(call, lambda: self.local.admit(scope, model, argv))

@@ -26,7 +26,7 @@ def _ops(seed: int, n: int) -> List[Tuple[str, Any, List[float]]]:
         if pick < 0.45:
             argv = model.admit_argv(
                 now,
-                rng.choice([model.GATE, model.SEND]),
+                rng.choice([model.GATE, model.SEND, model.ALL, model.ALL]),
                 rng.choice([0.0, 60.0, 600.0, 7.5]),
                 rng.choice([0.0, 6000.0, 90_000.0]),
                 float(rng.choice([0, 1, 57, 900, 20_000])),
@@ -34,6 +34,11 @@ def _ops(seed: int, n: int) -> List[Tuple[str, Any, List[float]]]:
                 0.1,
                 rng.choice([0.0, 1.0]),
                 60.0,
+                rng.choice([0.0, 0.0, -250.0, 30.0]),
+                rng.random() < 0.3,
+                0.2,
+                float(rng.choice([0, 2])),
+                10.0,
             )
             out.append(("admit", name, argv))
         elif pick < 0.85:
@@ -61,14 +66,14 @@ def _ops(seed: int, n: int) -> List[Tuple[str, Any, List[float]]]:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_lua_scripts_match_the_model(redis_db: Any, redis_url: str, seed: int) -> None:
-    """2,000 random admissions, observations and budget calls give identical answers and state."""
+    """2,000 random admissions (all modes), observations and budget calls: same answers, state."""
     store = RedisStore(redis_url, "eq", FakeClock())
     states: Dict[Any, model.State] = {}
     budget: model.State = {}
     try:
         for index, (op, name, argv) in enumerate(_ops(seed, 2000)):
             if op == "admit":
-                expected: Any = model.admit(states.setdefault(name, {}), argv)
+                expected: Any = model.admit(states.setdefault(name, {}), argv, budget)
                 got: Any = store.admit(SCOPE, name, argv)
             elif op == "observe":
                 expected = model.observe(states.setdefault(name, {}), argv)

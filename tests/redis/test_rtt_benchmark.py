@@ -12,10 +12,10 @@ def test_redis_rtt_reports_scripts_and_calls(redis_db: Any, redis_url: str) -> N
     rows = redis_rtt.measure(redis_url, 30)
     names = [r["what"] for r in rows]
     assert names[:4] == [
-        "admit (gate)",
-        "admit (send, rpm+tpm)",
+        "admit (a call's one trip)",
+        "admit (pacing a retry)",
         "observe (failure)",
-        "budget (call)",
+        "budget (a retry)",
     ]
     assert names[-1] == "Redis adds per call"
     for row in rows[:-1]:

@@ -277,3 +277,21 @@ def test_a_hung_redis_costs_one_short_timeout(
     assert elapsed < 0.5
     assert c.stats()["shared"]["store"]["failures"] == 1
     assert len([r for r in caplog.records if "Redis" in r.getMessage()]) == 1
+
+
+def _evals(redis_db: Any) -> int:
+    stats = redis_db.info("commandstats")
+    return sum(stats.get(name, {}).get("calls", 0) for name in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
+def test_a_successful_call_costs_one_round_trip(redis_db: Any, redis_url: str) -> None:
+    """Budget count, breaker, hold, both rates and the last call's settlement: one script."""
+    clock = FakeClock()
+    c = client(redis_url, [ok()] * 21, clock, rate_limit=cometsync.RateLimit(rpm=6000, tpm=10**6))
+    with c:
+        call(c)  # loads the script
+        before = _evals(redis_db)
+        for _ in range(20):
+            clock.advance(0.05)
+            call(c, max_tokens=50)
+        assert _evals(redis_db) - before == 20
