@@ -74,7 +74,7 @@ class SharedGuards(Guards):
         self._scope = scope
         self._limits = rate_limits
         self._clock = clock
-        self._health = isinstance(store, RedisStore)
+        self._health = store.fleet  # breaker and budget too, when clients share the store
         self._cool = protections.cooldown
         self._budget = protections.budget
         floor = None if self._budget is None else self._budget.min_retries
@@ -367,6 +367,8 @@ def build_guards(
     store: Store
     if shared_state is None:
         store = MemoryStore()
+    elif isinstance(shared_state, Store):  # e.g. a virtual fleet's MemoryStore(fleet=True)
+        store = shared_state
     else:
         store = RedisStore(shared_state, shared_namespace, clock)
     return SharedGuards(

@@ -57,10 +57,14 @@ class Store:
         """``admission.budget`` on the scope's retry budget."""
         return True
 
+    #: Whether several clients may share this store, so that breaker and retry budget are
+    #: kept in it too (else they stay with each client's local protections only).
+    fleet = False
+
     @property
     def shared(self) -> bool:
-        """Whether other processes see this store's state right now."""
-        return False
+        """Whether the clients sharing this store see its state right now (not a fallback)."""
+        return self.fleet
 
     def describe(self) -> Dict[str, Any]:
         """What the store is and how it fares (plain data, for ``Client.stats()``)."""
@@ -71,9 +75,15 @@ class Store:
 
 
 class MemoryStore(Store):
-    """State in this process's memory: per-process protections, and the fallback of Redis."""
+    """State in this process's memory: per-process rate limits, and the fallback of Redis.
 
-    def __init__(self) -> None:
+    With ``fleet=True`` it stands for a store several clients share (the model of Redis a
+    virtual-time engine gives every simulated process, or clients of one process): breaker
+    and retry budget are then kept in it as well, exactly as ``RedisStore`` keeps them.
+    """
+
+    def __init__(self, *, fleet: bool = False) -> None:
+        self.fleet = fleet
         self._lock = threading.Lock()
         self._models: Dict[Tuple[str, Optional[str]], model_.State] = {}
         self._budgets: Dict[str, model_.State] = {}
@@ -92,7 +102,7 @@ class MemoryStore(Store):
             return model_.budget(self._budgets.setdefault(scope, {}), argv)
 
     def describe(self) -> Dict[str, Any]:
-        return {"backend": "memory"}
+        return {"backend": "memory", "fleet": self.fleet} if self.fleet else {"backend": "memory"}
 
 
 def _text(value: Any) -> str:
@@ -167,6 +177,7 @@ class RedisStore(Store):
                 f"shared_state must be a redis:// URL or a redis.Redis, got {type(target).__name__}"
             )
         self.namespace = namespace
+        self.fleet = True
         self._clock = clock
         self._retry_every = retry_every
         self._admit = self._redis.register_script(ADMIT_LUA)

@@ -15,7 +15,9 @@ import pytest
 redis = pytest.importorskip(
     "redis", reason="the redis package is missing: pip install -e '.[test]'"
 )
-from pytest_redis import factories  # noqa: E402  (after the importorskip above)
+factories = pytest.importorskip(
+    "pytest_redis.factories", reason="pytest-redis is missing: pip install -e '.[test]'"
+)
 
 INSTALL_HINT = (
     "redis-server not found; Redis tests skipped "

@@ -144,3 +144,38 @@ def test_token_reservation_is_settled_to_usage() -> None:
         client.chat.completions.create(model="m", messages=MSG, max_tokens=400)
     assert clock.sleeps == pytest.approx([0.05], abs=1e-5)
     assert client.stats()["shared"]["store"] == {"backend": "memory"}
+
+
+def test_clients_sharing_a_fleet_memory_store_act_as_one() -> None:
+    """A MemoryStore(fleet=True), the model of Redis, shares limits and breakers like Redis."""
+    from cometsync.guards.store import MemoryStore
+
+    store = MemoryStore(fleet=True)
+    protections = cometsync.Protections(cooldown=cometsync.Cooldowns(failures=1))
+    limit = cometsync.RateLimit(rpm=60)
+    fail = json_response(500, {"error": {"message": "down", "type": "x", "code": None}})
+    a = cometsync.Client(
+        api_key="k",
+        transport=ScriptedTransport([fail, ok()]),
+        clock=FakeClock(),
+        rate_limit=limit,
+        shared_state=store,
+        protections=protections,
+        fallback_models=["f"],
+        max_retries=0,
+    )
+    b_transport = ScriptedTransport([ok()])
+    b_clock = FakeClock()
+    b = cometsync.Client(
+        api_key="k",
+        transport=b_transport,
+        clock=b_clock,
+        rate_limit=limit,
+        shared_state=store,
+        protections=protections,
+        fallback_models=["f"],
+    )
+    a.chat.completions.create(model="m", messages=MSG)  # m fails (trips), f answers
+    b.chat.completions.create(model="m", messages=MSG)
+    assert b_transport.models == ["f"]  # the breaker a tripped
+    assert b_clock.sleeps == pytest.approx([1.0], abs=1e-5)  # f's 60 rpm a spent
