@@ -2,8 +2,13 @@
 
 Scenarios: ``brooker`` (Brooker's backoff experiment), ``gateway``, ``outage`` and ``overload``
 (retry strategies against the simulator's fault model, in virtual time), ``throughput`` (per-call
+<<<<<<< HEAD
 speed against peers over loopback sockets), ``redis_rtt`` (what shared state on Redis costs
 per call). ``python -m benchmarks SCENARIO --help`` for options.
+=======
+speed against peers over loopback sockets), ``first-token`` (what a first-token limit costs on
+slow-but-healthy streams). ``python -m benchmarks SCENARIO --help`` for options.
+>>>>>>> main
 """
 
 from __future__ import annotations
@@ -144,6 +149,7 @@ def _throughput(args: argparse.Namespace) -> int:
     return 0
 
 
+<<<<<<< HEAD
 def _redis_rtt(args: argparse.Namespace) -> int:
     from . import redis_rtt
     from ._report import format_table
@@ -165,6 +171,24 @@ def _redis_rtt(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, rows)
     return 1 if slow else 0
+=======
+def _first_token(args: argparse.Namespace) -> int:
+    from . import first_token
+
+    calls = args.calls or (20 if args.quick else 60)
+    budgets = first_token.BUDGETS if not args.quick else (None, 10.0)
+    rows = first_token.measure(
+        calls=calls, threads=args.threads, scale=args.scale, seed=int(args.seed), budgets=budgets
+    )
+    print(
+        f"first-token limits on slow-but-healthy models: {calls} streams per row over loopback, "
+        f"{args.threads} threads, times scaled by {args.scale:g} (shown unscaled)"
+    )
+    print(first_token.table(rows))
+    if args.json:
+        write_json(args.json, rows)
+    return 0
+>>>>>>> main
 
 
 def _headline(rows: List[Dict[str, Any]]) -> None:
@@ -216,6 +240,14 @@ def _parser() -> argparse.ArgumentParser:
             help="processes (default: up to 2); results do not depend on it",
         )
         f.set_defaults(run=_fault)
+    ft = sub.add_parser("first-token", help="what a first-token limit costs on slow models")
+    _common(ft)
+    ft.add_argument("--calls", type=_positive, help="streams per row (default 60)")
+    ft.add_argument("--threads", type=_positive, default=8, help="concurrent streams (default 8)")
+    ft.add_argument(
+        "--scale", type=float, default=0.05, help="time scale (default 0.05: 3 s runs as 0.15 s)"
+    )
+    ft.set_defaults(run=_first_token)
     t = sub.add_parser("throughput", help="per-call throughput vs requests, urllib3, openai")
     t.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     t.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")

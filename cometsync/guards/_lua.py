@@ -87,12 +87,17 @@ if settle ~= 0 and t_limit > 0 and s.tt ~= nil then
   s.tt = s.tt + settle * 60.0 / t_limit
   dirty[#dirty + 1] = 'tt'
 end
-local hold = s.hold or 0
-local probed = false
 local function answer(verdict, value)
   if #dirty > 0 then save(now, ttl, dirty) end
   return {verdict, fmt(value)}
 end
+if mode == 3 then
+  if s.open == nil then return answer('go', 0) end
+  if now < s.open then return answer('cooldown', s.open - now) end
+  return answer('half-open', 0)
+end
+local hold = s.hold or 0
+local probed = false
 if mode ~= 1 then
   local opened = s.open
   if opened ~= nil and now < opened then return answer('cooldown', opened - now) end
@@ -190,7 +195,11 @@ elseif kind == 2 then
   end
   local cool = nil
   if opened ~= nil and now >= opened then
-    cool = math.min(max_cooldown, (s.cool or cooldown) * 2)
+    if max_cooldown > 0 then
+      cool = math.min(max_cooldown, (s.cool or cooldown) * 2)
+    else
+      cool = cooldown
+    end
   elseif opened == nil and s.fails >= failures then
     cool = cooldown
   elseif opened ~= nil then

@@ -30,6 +30,7 @@ __all__ = [
     "NEUTRAL",
     "NO_HEALTH",
     "OK",
+    "PEEK",
     "SEND",
     "admit",
     "admit_argv",
@@ -44,6 +45,7 @@ State = Dict[str, float]
 GATE = 0  # before a model is tried: the breaker and a long server hold (takes the probe)
 SEND = 1  # before an attempt leaves: the server's hold, then the request and token GCRA
 ALL = 2  # both in one round trip: GATE, then SEND's checks; reserves when it can go now
+PEEK = 3  # the breaker's state only, changing nothing: may a failed call retry the model?
 
 # Observe kinds: says nothing of health (frees a stale probe), a success, a failure, and
 # no news for the breaker at all (a token settlement).
@@ -116,7 +118,8 @@ def admit(
     checks the hold, then both GCRA buckets (see ``ratelimit``): ``"go"`` records the request
     and reserves ``tokens``; ``"hold"``/``"rate"`` reserve nothing. ALL runs GATE, then
     SEND's checks: ``"go"``/``"probe"`` are admitted and reserved, ``"wait"``/``"probe-wait"``
-    are admitted but must wait that long and pace with SEND before sending.
+    are admitted but must wait that long and pace with SEND before sending. PEEK answers
+    ``"go"``, ``"cooldown"`` or ``"half-open"`` (a probe is one attempt: no retry).
     """
     now, mode, rpm, tpm, tokens, probe_timeout, probe_poll, skip_after = argv[:8]
     settle, count_call, ratio, floor, window = argv[9:14]
@@ -125,6 +128,11 @@ def admit(
     t_limit = _limit(tpm, state.get("ltpm", 0.0))
     if settle != 0 and t_limit > 0 and "tt" in state:
         state["tt"] = state["tt"] + settle * 60.0 / t_limit
+    if mode == PEEK:
+        opened = state.get("open")
+        if opened is None:
+            return "go", 0.0
+        return ("cooldown", opened - now) if now < opened else ("half-open", 0.0)
     hold = state.get("hold", 0.0)
     probed = False
     if mode != SEND:
@@ -212,9 +220,10 @@ def observe(state: State, argv: Sequence[float]) -> Tuple[str, float]:
     In order: the server's hold (a 429's Retry-After, or a spent quota) is extended; the
     limits the server announced are remembered; ``settle`` tokens (negative: a refund) are
     added to the token bucket; then the breaker: a success closes it, a neutral outcome
-    after the cooldown frees the probe, a failure counts towards the trip (the same rules as
-    ``Cooldowns``: a streak older than ``window`` is forgotten, a failed probe doubles the
-    cooldown up to ``max_cooldown``, a Retry-After of the streak lengthens it).
+    after the cooldown frees the probe, a failure counts towards the trip (the rules of
+    ``cooldowns.breaker_observe``: a streak older than ``window`` is forgotten, a failed
+    probe opens it for ``cooldown`` again, or doubles it up to ``max_cooldown`` when that is
+    above 0, and a Retry-After of the streak lengthens it).
     """
     now, kind, retry_after, hold, lrpm, ltpm, settle, tpm = argv[:8]
     failures, cooldown, max_cooldown, window = argv[8:12]
@@ -248,8 +257,9 @@ def observe(state: State, argv: Sequence[float]) -> Tuple[str, float]:
     if retry_after >= 0:
         hint = max(hint, now + retry_after)
         state["hint"] = hint
-    if opened is not None and now >= opened:
-        cool = min(max_cooldown, state.get("cool", cooldown) * 2)
+    if opened is not None and now >= opened:  # the probe failed
+        # Steady probing (``max_cooldown`` 0: None); else doubling up to it.
+        cool = cooldown if max_cooldown <= 0 else min(max_cooldown, state.get("cool", cooldown) * 2)
     elif opened is None and state["fails"] >= failures:
         cool = cooldown
     else:

@@ -25,6 +25,7 @@ from .._errors import ConfigError, PoolTimeoutError
 from .._policy import Classification
 from . import admission as model_
 from ._base import Guards
+from .cooldowns import NEUTRAL, OK, breaker_outcome
 from .protections import Protections
 from .ratelimit import RateLimit, RateLimits, coerce_rate_limits
 from .store import MemoryStore, RedisStore, Store, key_id
@@ -148,7 +149,7 @@ class SharedGuards(Guards):
             float(self._limit(model).tpm or 0),
             float(cool.failures if cool is not None else 1 << 30),
             5.0 if cool is None else cool.cooldown,
-            60.0 if cool is None else cool.max_cooldown,
+            0.0 if cool is None or cool.max_cooldown is None else cool.max_cooldown,
             30.0 if cool is None else cool.window,
             self._ttl,
         )
@@ -222,6 +223,20 @@ class SharedGuards(Guards):
             wait, at = self._waits.get(model, (0.0, 0.0))
         return max(local, wait - (self._clock.monotonic() - at))
 
+    def refuse_retry(self, model: Optional[str], now: float) -> Optional[str]:
+        """The local breaker's answer, else the fleet's: open or half-open refuses a retry."""
+        local = self.inner.refuse_retry(model, now)
+        if local is not None or not self._health or self._cool is None:
+            return local
+        verdict, wait = self.store.admit(
+            self._scope, model, self._admit_argv(model, model_.PEEK, 0)
+        )
+        if verdict == "cooldown":
+            return f"the model cools down for {wait:.3g}s (shared)"
+        if verdict == "half-open":
+            return "the model's breaker is half-open (shared): a probe is one attempt"
+        return None
+
     def allow_retry(self, model: Optional[str], now: float) -> bool:
         if self._health and self._budget is not None and self.store.shared:
             b = self._budget
@@ -248,10 +263,10 @@ class SharedGuards(Guards):
             )
             if news:
                 self._learned[model] = (rpm, tpm, clock_now)
-            status = getattr(verdict.error, "status_code", None)
-            if verdict.ok:
+            outcome = breaker_outcome(verdict)  # the local breaker's own reading
+            if outcome == OK:
                 kind = model_.OK if self._dirty.pop(model, False) else model_.NO_HEALTH
-            elif not verdict.fallback or status == 429:
+            elif outcome == NEUTRAL:
                 kind = model_.NEUTRAL
             else:
                 kind = model_.FAIL

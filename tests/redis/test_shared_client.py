@@ -40,11 +40,11 @@ def call(c: cometsync.Client, model: str = "m", **kwargs: Any) -> Any:
     return c.chat.completions.create(model=model, messages=MSG, **kwargs)
 
 
-def test_two_clients_share_one_limit(redis_db: Any, redis_url: str) -> None:
+def test_two_clients_share_one_limit(redis_db: Any, patient_url: str) -> None:
     """At 60 rpm, a second client (another process) waits the second the first one used."""
     limit = cometsync.RateLimit(rpm=60)
-    a = client(redis_url, [ok()], FakeClock(), rate_limit=limit)
-    b = client(redis_url, [ok()], FakeClock(), rate_limit=limit)
+    a = client(patient_url, [ok()], FakeClock(), rate_limit=limit)
+    b = client(patient_url, [ok()], FakeClock(), rate_limit=limit)
     alone = cometsync.Client(
         api_key=KEY, transport=ScriptedTransport([ok()]), clock=FakeClock(), rate_limit=limit
     )
@@ -56,20 +56,20 @@ def test_two_clients_share_one_limit(redis_db: Any, redis_url: str) -> None:
         assert alone._shared.clock.sleeps == []  # per process: it knows nothing of a and b
 
 
-def test_a_429_hold_is_honoured_by_the_other_client(redis_db: Any, redis_url: str) -> None:
+def test_a_429_hold_is_honoured_by_the_other_client(redis_db: Any, patient_url: str) -> None:
     """A Retry-After of 3 s seen by one client sends the other straight to its fallback."""
-    a = client(redis_url, [failure(429, "3"), ok()], FakeClock())
-    b = client(redis_url, [ok()], FakeClock(), fallback_models=["f"])
+    a = client(patient_url, [failure(429, "3"), ok()], FakeClock())
+    b = client(patient_url, [ok()], FakeClock(), fallback_models=["f"])
     with a, b:
         call(a)
         call(b)
         assert b.transport.models == ["f"]
 
 
-def test_a_429_hold_makes_a_single_model_client_wait(redis_db: Any, redis_url: str) -> None:
+def test_a_429_hold_makes_a_single_model_client_wait(redis_db: Any, patient_url: str) -> None:
     """Without a fallback, the other client waits the hold out instead of spending a 429."""
-    a = client(redis_url, [failure(429, "3"), ok()], FakeClock())
-    b = client(redis_url, [ok()], FakeClock())
+    a = client(patient_url, [failure(429, "3"), ok()], FakeClock())
+    b = client(patient_url, [ok()], FakeClock())
     with a, b:
         call(a)
         call(b)
@@ -78,19 +78,19 @@ def test_a_429_hold_makes_a_single_model_client_wait(redis_db: Any, redis_url: s
 
 
 def test_a_breaker_tripped_by_one_client_is_honoured_by_the_other(
-    redis_db: Any, redis_url: str
+    redis_db: Any, patient_url: str
 ) -> None:
     """Two failures trip the shared breaker; the other client's next request goes to fallback."""
     protections = cometsync.Protections(cooldown=cometsync.Cooldowns(failures=2))
     a = client(
-        redis_url,
+        patient_url,
         [failure(500), failure(500), ok()],
         FakeClock(),
         fallback_models=["f"],
         protections=protections,
         max_retries=1,
     )
-    b = client(redis_url, [ok()], FakeClock(), fallback_models=["f"], protections=protections)
+    b = client(patient_url, [ok()], FakeClock(), fallback_models=["f"], protections=protections)
     with a, b:
         call(a)
         assert a.transport.models == ["m", "m", "f"]
@@ -99,21 +99,21 @@ def test_a_breaker_tripped_by_one_client_is_honoured_by_the_other(
         assert b.stats()["cooldowns"] == {}  # b never failed: its local breaker knows nothing
 
 
-def test_one_probe_at_a_time_across_clients(redis_db: Any, redis_url: str) -> None:
+def test_one_probe_at_a_time_across_clients(redis_db: Any, patient_url: str) -> None:
     """After the cooldown, one client probes the model; the other keeps to the fallback."""
     protections = cometsync.Protections(
         cooldown=cometsync.Cooldowns(failures=1, cooldown=5.0), limiter=None
     )
     clock_a, clock_b = FakeClock(), FakeClock()
     a = client(
-        redis_url,
+        patient_url,
         [failure(500), ok(), ok()],
         clock_a,
         fallback_models=["f"],
         protections=protections,
         max_retries=0,
     )
-    b = client(redis_url, [ok()], clock_b, fallback_models=["f"], protections=protections)
+    b = client(patient_url, [ok()], clock_b, fallback_models=["f"], protections=protections)
     with a, b:
         call(a)  # m fails (trips), f answers
         clock_a.advance(5.0)
@@ -124,13 +124,13 @@ def test_one_probe_at_a_time_across_clients(redis_db: Any, redis_url: str) -> No
         assert b.transport.models == ["f"]
 
 
-def test_the_retry_budget_is_counted_fleet_wide(redis_db: Any, redis_url: str) -> None:
+def test_the_retry_budget_is_counted_fleet_wide(redis_db: Any, patient_url: str) -> None:
     """With a floor of 1 retry, the second client's retry is refused: the first spent it."""
     protections = cometsync.Protections(
         budget=cometsync.RetryBudget(ratio=0.0, min_retries=1), cooldown=None
     )
-    a = client(redis_url, [failure(500), ok()], FakeClock(), protections=protections)
-    b = client(redis_url, [failure(500), ok()], FakeClock(), protections=protections)
+    a = client(patient_url, [failure(500), ok()], FakeClock(), protections=protections)
+    b = client(patient_url, [failure(500), ok()], FakeClock(), protections=protections)
     with a, b:
         call(a)
         with pytest.raises(cometsync.InternalServerError):
@@ -138,7 +138,7 @@ def test_the_retry_budget_is_counted_fleet_wide(redis_db: Any, redis_url: str) -
         assert b.transport.models == ["m"]
 
 
-def test_keys_are_bounded_hashed_tagged_and_expire(redis_db: Any, redis_url: str) -> None:
+def test_keys_are_bounded_hashed_tagged_and_expire(redis_db: Any, patient_url: str) -> None:
     """A long run over 3 models leaves one hash per model plus the budget, all with an expiry."""
     clock = FakeClock()
     script = []
@@ -146,7 +146,7 @@ def test_keys_are_bounded_hashed_tagged_and_expire(redis_db: Any, redis_url: str
         script.append(failure(500) if i % 7 == 0 else (failure(429, "1") if i % 11 == 0 else ok()))
     script += [ok()] * 600
     c = client(
-        redis_url,
+        patient_url,
         script,
         clock,
         fallback_models=["f2", "f3"],
@@ -167,22 +167,24 @@ def test_keys_are_bounded_hashed_tagged_and_expire(redis_db: Any, redis_url: str
         assert KEY[-8:] not in dump
 
 
-def test_namespaces_separate_applications(redis_db: Any, redis_url: str) -> None:
+def test_namespaces_separate_applications(redis_db: Any, patient_url: str) -> None:
     """Two namespaces on one Redis do not share a limit."""
     limit = cometsync.RateLimit(rpm=60)
-    a = client(redis_url, [ok()], FakeClock(), rate_limit=limit, shared_namespace="app1")
-    b = client(redis_url, [ok()], FakeClock(), rate_limit=limit, shared_namespace="app2")
+    a = client(patient_url, [ok()], FakeClock(), rate_limit=limit, shared_namespace="app1")
+    b = client(patient_url, [ok()], FakeClock(), rate_limit=limit, shared_namespace="app2")
     with a, b:
         call(a)
         call(b)
         assert b._shared.clock.sleeps == []
 
 
-def test_a_caller_owned_redis_instance_is_used_and_left_open(redis_db: Any, redis_url: str) -> None:
+def test_a_caller_owned_redis_instance_is_used_and_left_open(
+    redis_db: Any, patient_url: str
+) -> None:
     """shared_state=redis.Redis(...) works, and close() leaves the caller's connection alone."""
     import redis
 
-    own = redis.Redis.from_url(redis_url, socket_timeout=0.05, decode_responses=True)
+    own = redis.Redis.from_url(patient_url, socket_timeout=2, decode_responses=True)
     limit = cometsync.RateLimit(rpm=60)
     a = client(own, [ok()], FakeClock(), rate_limit=limit)
     b = client(own, [ok()], FakeClock(), rate_limit=limit)
@@ -284,10 +286,10 @@ def _evals(redis_db: Any) -> int:
     return sum(stats.get(name, {}).get("calls", 0) for name in ("cmdstat_evalsha", "cmdstat_eval"))
 
 
-def test_a_successful_call_costs_one_round_trip(redis_db: Any, redis_url: str) -> None:
+def test_a_successful_call_costs_one_round_trip(redis_db: Any, patient_url: str) -> None:
     """Budget count, breaker, hold, both rates and the last call's settlement: one script."""
     clock = FakeClock()
-    c = client(redis_url, [ok()] * 21, clock, rate_limit=cometsync.RateLimit(rpm=6000, tpm=10**6))
+    c = client(patient_url, [ok()] * 21, clock, rate_limit=cometsync.RateLimit(rpm=6000, tpm=10**6))
     with c:
         call(c)  # loads the script
         before = _evals(redis_db)

@@ -17,14 +17,14 @@ from cometsync._policy import Classification
 from cometsync.guards import Cooldowns, RetryBudget
 from cometsync.guards import admission as model
 from cometsync.guards.budget import BudgetState
-from cometsync.guards.cooldowns import CooldownState
+from cometsync.guards.cooldowns import FAILURE, NEUTRAL, OK, CooldownState, breaker_outcome
 
 
 def _verdict(kind: str, retry_after: Any) -> Classification:
     if kind == "ok":
         return Classification(ok=True)
-    status = 429 if kind == "429" else (400 if kind == "400" else 500)
-    fallback = kind != "400"
+    status = {"429": 429, "400": 400, "400-context": 400}.get(kind, 500)
+    fallback = kind != "400"  # a context-length 400 allows a fallback
     return Classification(
         ok=False,
         retry=fallback,
@@ -34,11 +34,11 @@ def _verdict(kind: str, retry_after: Any) -> Classification:
     )
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_shared_breaker_matches_the_local_cooldowns(seed: int) -> None:
-    """Gate decisions and cooldown ends agree over 3,000 random outcomes and admissions."""
+@pytest.mark.parametrize(("seed", "cap"), [(0, None), (1, None), (2, None), (3, 16.0), (4, 16.0)])
+def test_shared_breaker_matches_the_local_cooldowns(seed: int, cap: Any) -> None:
+    """Gate decisions, retry refusals and cooldown ends agree over 3,000 random steps."""
     rng = random.Random(seed)
-    config = Cooldowns(failures=3, cooldown=2.0, max_cooldown=16.0, window=10.0)
+    config = Cooldowns(failures=3, cooldown=2.0, max_cooldown=cap, window=10.0)
     local = CooldownState(config)
     state: model.State = {}
     now = 1000.0
@@ -50,11 +50,18 @@ def test_shared_breaker_matches_the_local_cooldowns(seed: int) -> None:
             )
             verdict, _ = model.admit(state, argv)
             assert (local.admit("m", now) is None) == (verdict in ("go", "probe")), step
+            peek = model.admit_argv(now, model.PEEK, 0, 0, 0, 60, 0.1, 1e9, 60)
+            refused = local.refuse_retry("m", now) is not None
+            assert refused == (model.admit(state, peek)[0] != "go"), step
         else:
-            kind = rng.choice(["ok", "500", "500", "500", "429", "400"])
+            kind = rng.choice(["ok", "500", "500", "500", "429", "400", "400-context"])
             retry_after = rng.choice([None, None, 0.5, 30.0])
             local.observe("m", _verdict(kind, retry_after), now)
             code = {"ok": model.OK, "500": model.FAIL}.get(kind, model.NEUTRAL)
+            assert (
+                breaker_outcome(_verdict(kind, retry_after))
+                == {model.OK: OK, model.FAIL: FAILURE, model.NEUTRAL: NEUTRAL}[code]
+            )
             model.observe(
                 state,
                 model.observe_argv(
@@ -68,7 +75,7 @@ def test_shared_breaker_matches_the_local_cooldowns(seed: int) -> None:
                     0,
                     config.failures,
                     config.cooldown,
-                    config.max_cooldown,
+                    config.max_cooldown or 0.0,
                     config.window,
                     60,
                 ),
