@@ -2,13 +2,9 @@
 
 Scenarios: ``brooker`` (Brooker's backoff experiment), ``gateway``, ``outage`` and ``overload``
 (retry strategies against the simulator's fault model, in virtual time), ``throughput`` (per-call
-<<<<<<< HEAD
-speed against peers over loopback sockets), ``redis_rtt`` (what shared state on Redis costs
-per call). ``python -m benchmarks SCENARIO --help`` for options.
-=======
 speed against peers over loopback sockets), ``first-token`` (what a first-token limit costs on
-slow-but-healthy streams). ``python -m benchmarks SCENARIO --help`` for options.
->>>>>>> main
+slow-but-healthy streams), ``redis_rtt`` (what shared state on Redis costs per call).
+``python -m benchmarks SCENARIO --help`` for options.
 """
 
 from __future__ import annotations
@@ -149,7 +145,6 @@ def _throughput(args: argparse.Namespace) -> int:
     return 0
 
 
-<<<<<<< HEAD
 def _redis_rtt(args: argparse.Namespace) -> int:
     from . import redis_rtt
     from ._report import format_table
@@ -171,7 +166,8 @@ def _redis_rtt(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, rows)
     return 1 if slow else 0
-=======
+
+
 def _first_token(args: argparse.Namespace) -> int:
     from . import first_token
 
@@ -188,7 +184,6 @@ def _first_token(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, rows)
     return 0
->>>>>>> main
 
 
 def _headline(rows: List[Dict[str, Any]]) -> None:
