@@ -118,6 +118,7 @@ class Classification(NamedTuple):
         fail_over: the failure is the route's, not the moment's (a timeout with no
             response): go to the next model at once when there is one; only the last model
             of the chain is retried.
+        token_limit: the server's token-rate headers (``x-ratelimit-*-tokens``), likewise.
     """
 
     ok: bool
@@ -128,11 +129,12 @@ class Classification(NamedTuple):
     overloaded: bool = False
     rate_limit: Optional[RateLimitInfo] = None
     fail_over: bool = False
+    token_limit: Optional[RateLimitInfo] = None
 
 
 @dataclass(frozen=True)
 class RateLimitInfo:
-    """The ``x-ratelimit-*-requests`` headers: limit, requests left, seconds until full again."""
+    """The ``x-ratelimit-*-requests`` (or ``-tokens``) headers: limit, left, seconds until full."""
 
     limit: int
     remaining: int
@@ -194,10 +196,10 @@ def parse_duration(text: str) -> Optional[float]:
     return sum(float(n) * _UNIT[u] for n, u in parts)
 
 
-def parse_rate_limit(headers: Mapping[str, str]) -> Optional[RateLimitInfo]:
-    """The request-rate headers (OpenAI's and CometAPI's spelling), or None if any is missing."""
-    raw_limit = headers.get("x-ratelimit-limit-requests")
-    raw_remaining = headers.get("x-ratelimit-remaining-requests")
+def parse_rate_limit(headers: Mapping[str, str], kind: str = "requests") -> Optional[RateLimitInfo]:
+    """The request-rate (or ``kind="tokens"``) headers, or None if any is missing."""
+    raw_limit = headers.get(f"x-ratelimit-limit-{kind}")
+    raw_remaining = headers.get(f"x-ratelimit-remaining-{kind}")
     if raw_limit is None or raw_remaining is None:  # the common case: no exception to pay for
         return None
     try:
@@ -205,7 +207,7 @@ def parse_rate_limit(headers: Mapping[str, str]) -> Optional[RateLimitInfo]:
         remaining = int(raw_remaining.strip())
     except (ValueError, AttributeError):
         return None
-    reset = parse_duration(headers.get("x-ratelimit-reset-requests", ""))
+    reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}", ""))
     if reset is None or limit < 1 or remaining < 0:
         return None
     return RateLimitInfo(limit=limit, remaining=min(remaining, limit), reset=reset)
@@ -280,6 +282,7 @@ def _with_error(verdict: Classification, error: APIError) -> Classification:
             verdict.overloaded,
             verdict.rate_limit,
             verdict.fail_over,
+            verdict.token_limit,
         ),
     )
 
@@ -313,7 +316,10 @@ def assess(
     headers = outcome.headers
     if 200 <= status < 300:
         rate_limit = parse_rate_limit(headers)
-        return (_OK if rate_limit is None else Classification(True, rate_limit=rate_limit)), None
+        token_limit = parse_rate_limit(headers, "tokens")
+        if rate_limit is None and token_limit is None:
+            return _OK, None
+        return Classification(True, rate_limit=rate_limit, token_limit=token_limit), None
     get = headers.get
     # Most failures carry neither header: the parsers' calls only when one is there.
     retry_after = (
@@ -370,6 +376,9 @@ def assess(
             status in (429, 503, 529),
             None if get("x-ratelimit-limit-requests") is None else parse_rate_limit(headers),
             False,
+            None
+            if get("x-ratelimit-limit-tokens") is None
+            else parse_rate_limit(headers, "tokens"),
         ),
     )
     return verdict, _tuple_new(Deferred, (status, headers, body, model, hint, retry_after))

@@ -229,7 +229,7 @@ class Engine:
             action = task.flow.send(outcome)
             # A zero wait with nothing else due at this instant would be the very next event
             # anyway: resume at once instead of a heap round trip (same order, same results).
-            while type(action) is Sleep and action[0] <= 0 and (not heap or heap[0][0] > now):
+            while type(action) is Sleep and action.seconds <= 0 and (not heap or heap[0][0] > now):
                 action = task.flow.send(None)
         except StopIteration as stop:
             self._finish(task, stop.value, None)
@@ -237,11 +237,10 @@ class Engine:
         except APIError as error:
             self._finish(task, None, error)
             return
-        kind = type(action)
-        if kind is Sleep:
-            at = now + action[0]  # schedule(), inlined: once per retry
+        if type(action) is Sleep:
+            at = now + action.seconds  # schedule(), inlined: once per retry
             _push(heap, (at if at > now else now, next(self._seq), self._step_cb, task))
-        elif kind is Send:
+        elif type(action) is Send:
             if task.try_acquire is None:  # _send(), inlined: once per attempt
                 task.sends += 1
                 task.server.submit(self, task, action)
