@@ -33,7 +33,7 @@ from cometsync._backoff import (
     FullJitter,
 )
 from cometsync._flow import CallSpec, Send, call_flow
-from cometsync._policy import ResponseLike, RetryPolicy
+from cometsync._policy import ResponseLike, RetryPolicy, shared
 from cometsync._transport import Response
 from cometsync._types import Timeout
 from simulator.virtual import Engine, Task
@@ -58,9 +58,11 @@ STRATEGIES: Dict[str, Backoff] = {
     "decorrelated": DecorrelatedJitter(base=0.005, cap=CAP),
 }
 
-_OK = Response(200, {}, b"{}", "sim://row", payload={})
+# The two replies every write gets, the same objects each time: ``shared`` lets the flow keep
+# their verdicts instead of classifying the same reply again for every attempt.
+_OK = shared(Response(200, {}, b"{}", "sim://row", payload={}))
 _CONFLICT_BODY = {"error": {"message": "version changed", "type": "conflict", "code": "conflict"}}
-_CONFLICT = Response(409, {}, b"", "sim://row", payload=_CONFLICT_BODY)
+_CONFLICT = shared(Response(409, {}, b"", "sim://row", payload=_CONFLICT_BODY))
 _SPEC: CallSpec[ResponseLike] = CallSpec(
     method="POST", path="/row", route="/row", parse=lambda response, model: response
 )

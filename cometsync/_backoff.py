@@ -98,8 +98,11 @@ class FullJitter(Backoff):
     """``U(0, expo(n))``: the fewest calls under contention in Brooker's experiment."""
 
     def delay(self, retry: int, previous: Optional[float] = None) -> float:
-        exponent = min(max(retry - 1, 0), _MAX_EXPONENT)  # expo(), inlined: once per retry
-        envelope = min(self.cap, self.base * 2.0**exponent)
+        # expo(), inlined (once per retry): conditionals give exactly what min/max give.
+        exponent = retry - 1 if 0 < retry <= _MAX_EXPONENT else (0 if retry < 1 else _MAX_EXPONENT)
+        envelope = self.base * 2.0**exponent
+        cap = self.cap
+        envelope = envelope if envelope < cap else cap
         return (self.rng if self.rng is not None else _SHARED_RNG).uniform(0.0, envelope)
 
 

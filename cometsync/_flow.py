@@ -213,6 +213,7 @@ def call_flow(
     guards.on_call(start)
     # The base class protects nothing: its calls, several per attempt, can be skipped.
     guarded = type(guards) is not Guards
+    eager = guarded or on_attempt is not None  # an error's readers: build it at once
     resume: Optional[StreamBreak] = None  # the latest break of a delivered stream
     first_break: Optional[APIError] = None
     refused: List[Optional[str]] = []  # models that refused a prefill in this call
@@ -306,7 +307,8 @@ def call_flow(
             done_at = clock.monotonic()
             if outcome is None:
                 raise TypeError("the driver answered a Send with None")
-            verdict, deferred = assess(outcome, policy, model=model, now=clock.time())  # type: ignore[arg-type]
+            # Positional: the keyword call costs more, once per attempt.
+            verdict, deferred = assess(outcome, policy, model, clock.time())  # type: ignore[arg-type]
             result: Any = None
             if verdict.ok:
                 try:
@@ -319,7 +321,7 @@ def call_flow(
                         fallback=True,
                         error=invalid_body(model, status, str(exc)),
                     )
-            if deferred is not None and (guarded or on_attempt is not None):
+            if eager and deferred is not None:
                 verdict, deferred = _with_error(verdict, deferred.build()), None
             no_prefill: Optional[Step] = None
             if prefilled and not verdict.ok and refuses_prefill(outcome):

@@ -10,7 +10,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, FrozenSet, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Any, FrozenSet, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union
 
 from ._backoff import Backoff, FullJitter
 from ._errors import (
@@ -99,9 +99,26 @@ class ResponseLike:
     headers: Mapping[str, str]
     content: bytes
     url: str
+    # The last verdict of a reply marked ``shared``: (policy, model, what ``assess`` said).
+    _assessed: Optional[Tuple[Any, Optional[str], Any]] = None
 
     def json(self) -> Any:
         return json.loads(self.content)
+
+
+R = TypeVar("R", bound=ResponseLike)
+
+
+def shared(response: R) -> R:
+    """Mark a reply that answers many attempts unchanged (a simulator's canned reply).
+
+    ``assess`` then keeps its verdict on it, per policy and model, instead of classifying the
+    same object again for each attempt: a pure function of an object that no longer changes.
+    A verdict that depends on the clock (a Retry-After date) is never kept. Returns
+    ``response``, which must not be changed afterwards.
+    """
+    response._assessed = (None, None, None)
+    return response
 
 
 class Classification(NamedTuple):
@@ -236,7 +253,7 @@ def classify(
         model: the model the attempt was for (named in error messages).
         now: wall-clock seconds since the epoch, to resolve Retry-After dates.
     """
-    verdict, deferred = assess(outcome, policy, model=model, now=now)
+    verdict, deferred = assess(outcome, policy, model, now)
     if deferred is None:
         return verdict
     return _with_error(verdict, deferred.build())
@@ -290,7 +307,6 @@ def _with_error(verdict: Classification, error: APIError) -> Classification:
 def assess(
     outcome: Union[ResponseLike, APIError],
     policy: RetryPolicy,
-    *,
     model: Optional[str],
     now: float,
 ) -> Tuple[Classification, Optional[Deferred]]:
@@ -320,13 +336,13 @@ def assess(
         if rate_limit is None and token_limit is None:
             return _OK, None
         return Classification(True, rate_limit=rate_limit, token_limit=token_limit), None
+    kept = getattr(outcome, "_assessed", None)
+    if kept is not None and kept[0] is policy and kept[1] == model:
+        return kept[2]  # type: ignore[no-any-return]
     get = headers.get
     # Most failures carry neither header: the parsers' calls only when one is there.
-    retry_after = (
-        None
-        if get("retry-after-ms") is None and get("retry-after") is None
-        else parse_retry_after(headers, now)
-    )
+    timeless = get("retry-after-ms") is None and get("retry-after") is None
+    retry_after = None if timeless else parse_retry_after(headers, now)
     try:  # the decoded JSON body, else its text
         body = outcome.json()
     except (ValueError, UnicodeDecodeError):
@@ -381,7 +397,10 @@ def assess(
             else parse_rate_limit(headers, "tokens"),
         ),
     )
-    return verdict, _tuple_new(Deferred, (status, headers, body, model, hint, retry_after))
+    assessed = verdict, _tuple_new(Deferred, (status, headers, body, model, hint, retry_after))
+    if kept is not None and timeless:
+        outcome._assessed = (policy, model, assessed)
+    return assessed
 
 
 _OK = Classification(True)

@@ -84,6 +84,7 @@ class Task:
         "on_done",
         "outcome",
         "result",
+        "send",
         "sends",
         "server",
         "started",
@@ -101,6 +102,7 @@ class Task:
         guards: Any = None,
     ) -> None:
         self.flow = flow
+        self.send = flow.send  # bound once: the engine resumes the flow twice per attempt
         self.server = server
         self.guards = guards
         # Looked up once: the engine asks for a slot before every send when there is one.
@@ -226,11 +228,11 @@ class Engine:
         heap = self._heap
         now = self.clock.now
         try:
-            action = task.flow.send(outcome)
+            action = task.send(outcome)
             # A zero wait with nothing else due at this instant would be the very next event
             # anyway: resume at once instead of a heap round trip (same order, same results).
             while type(action) is Sleep and action.seconds <= 0 and (not heap or heap[0][0] > now):
-                action = task.flow.send(None)
+                action = task.send(None)
         except StopIteration as stop:
             self._finish(task, stop.value, None)
             return
