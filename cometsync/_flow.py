@@ -36,9 +36,9 @@ from typing import (
 
 from ._clock import Clock
 from ._errors import APIError, APITimeoutError, ModelCooldownError, PoolTimeoutError
+from ._lazy import Deferred, Unbuilt, build_record, built
 from ._policy import (
     Classification,
-    Deferred,
     ResponseLike,
     RetryPolicy,
     Step,
@@ -130,47 +130,6 @@ class CallSpec(Generic[T]):
     recover: bool = False
 
 
-def _describe(error: Optional[BaseException]) -> Optional[str]:
-    return None if error is None else f"{type(error).__name__}: {error}"
-
-
-def _built(failure: Union[APIError, Deferred]) -> APIError:
-    return failure.build() if type(failure) is Deferred else failure  # type: ignore[return-value]
-
-
-# An attempt's record before it is built: the fields of ``Attempt._record``, the error
-# unformatted (an ``APIError``, a ``Deferred`` or None). Without an ``on_attempt`` hook
-# nobody sees a record before the call ends, and most calls of the virtual-time engine
-# never show theirs at all, so building it (and its error's message) waits until then.
-_Unbuilt = Tuple[
-    Optional[str],
-    str,
-    Optional[int],
-    float,
-    int,
-    Union[APIError, Deferred, None],
-    Optional[float],
-    str,
-    str,
-]
-
-
-def _build(fields: _Unbuilt, scrub: Callable[[str], str]) -> Attempt:
-    failure = fields[5]
-    error_text = None if failure is None else _describe(_built(failure))
-    return Attempt._record(
-        fields[0],
-        fields[1],
-        fields[2],
-        fields[3],
-        fields[4],
-        None if error_text is None else scrub(error_text),
-        fields[6],
-        fields[7],
-        fields[8],
-    )
-
-
 def call_flow(
     spec: CallSpec[T],
     chain: Sequence[Optional[str]],
@@ -207,7 +166,7 @@ def call_flow(
     """
     start = clock.monotonic()
     stop_at = None if deadline is None else start + deadline
-    history: List[Union[Attempt, _Unbuilt]] = []
+    history: List[Union[Attempt, Unbuilt]] = []
     last_error: Union[APIError, Deferred, None] = None
     skipped: List[str] = []
     guards.on_call(start)
@@ -218,9 +177,9 @@ def call_flow(
     first_break: Optional[APIError] = None
     refused: List[Optional[str]] = []  # models that refused a prefill in this call
 
-    def record(entry: Union[Attempt, _Unbuilt], replace: bool = False) -> None:
+    def record(entry: Union[Attempt, Unbuilt], replace: bool = False) -> None:
         if on_attempt is not None and type(entry) is tuple:
-            entry = _build(entry, scrub)
+            entry = build_record(entry, scrub)
         if replace:
             history[-1] = entry
         else:
@@ -234,7 +193,7 @@ def call_flow(
     def attempts() -> Tuple[Attempt, ...]:
         for i, entry in enumerate(history):
             if type(entry) is tuple:
-                history[i] = _build(entry, scrub)
+                history[i] = build_record(entry, scrub)
         return tuple(history)  # type: ignore[arg-type]
 
     def guard_retry(
@@ -258,7 +217,7 @@ def call_flow(
         return step, False
 
     def fail(failure: Union[APIError, Deferred]) -> APIError:
-        error = first_break or _built(failure)
+        error = first_break or built(failure)
         error.attempts = attempts()
         return error
 
@@ -349,7 +308,7 @@ def call_flow(
             status_code = getattr(outcome, "status_code", None)
             failure = verdict.error if deferred is None else deferred
             decision = step.decision
-            fields: _Unbuilt = (
+            fields: Unbuilt = (
                 model,
                 route,
                 status_code if isinstance(status_code, int) else None,

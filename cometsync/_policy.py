@@ -17,17 +17,15 @@ from ._errors import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
-    APIStatusError,
     APITimeoutError,
     ConfigError,
     PoolTimeoutError,
-    status_error,
 )
+from ._lazy import Deferred
 
 __all__ = [
     "BASE_URL_HINT",
     "Classification",
-    "Deferred",
     "RateLimitInfo",
     "ResponseLike",
     "RetryPolicy",
@@ -37,6 +35,7 @@ __all__ = [
     "decide",
     "parse_rate_limit",
     "parse_retry_after",
+    "shared",
 ]
 
 BASE_URL_HINT = (
@@ -257,33 +256,6 @@ def classify(
     if deferred is None:
         return verdict
     return _with_error(verdict, deferred.build())
-
-
-class Deferred(NamedTuple):
-    """An HTTP error status's error, not yet built: ``build()`` makes it when it is needed.
-
-    The virtual-time engine runs millions of failed attempts whose error nobody reads (no
-    hook, no guard that looks, not the call's last); building each message was a large part
-    of their cost. ``build()`` always gives an equal error: a pure function of these fields.
-    """
-
-    status: int
-    headers: Mapping[str, str]
-    body: Any
-    model: Optional[str]
-    hint: str
-    retry_after: Optional[float]
-
-    def build(self) -> APIStatusError:
-        """The error ``classify`` would have put in its verdict."""
-        return status_error(
-            self.status,
-            self.headers,
-            self.body,
-            model=self.model,
-            hint=self.hint,
-            retry_after=self.retry_after,
-        )
 
 
 def _with_error(verdict: Classification, error: APIError) -> Classification:
