@@ -247,21 +247,14 @@ def call_flow(
                     raise fail(resume.error)
                 body, prefilled = planned
             sent_at = clock.monotonic()
-            left = None if stop_at is None else stop_at - sent_at
-            if left is not None and left <= 0:
-                raise fail(last_error or APITimeoutError(f"deadline of {deadline:g}s passed"))
+            capped = timeout
+            if stop_at is not None:
+                left = stop_at - sent_at
+                if left <= 0:
+                    raise fail(last_error or APITimeoutError(f"deadline of {deadline:g}s passed"))
+                capped = timeout.capped(left)
             outcome = yield _new(
-                Send,
-                (
-                    model,
-                    method,
-                    path,
-                    body,
-                    timeout if left is None else timeout.capped(left),
-                    stream,
-                    attempt,
-                    stop_at,
-                ),
+                Send, (model, method, path, body, capped, stream, attempt, stop_at)
             )
             done_at = clock.monotonic()
             if outcome is None:
@@ -290,13 +283,9 @@ def call_flow(
                 no_prefill = prefill_refused_step(resume.restart, has_next)
             elif guarded and not isinstance(outcome, PoolTimeoutError):  # never sent: says
                 guards.observe(model, verdict, done_at)  # nothing of the model
+            time_left = None if stop_at is None else stop_at - done_at
             step = no_prefill or decide(
-                verdict,
-                attempt - free,
-                policy,
-                previous_delay,
-                None if stop_at is None else stop_at - done_at,
-                has_next,
+                verdict, attempt - free, policy, previous_delay, time_left, has_next
             )
             rewait = False
             if guarded and no_prefill is None:
@@ -306,18 +295,19 @@ def call_flow(
                     reason="recovery: " + ("continued" if prefilled else "restarted")
                 )
             status_code = getattr(outcome, "status_code", None)
+            status_code = status_code if isinstance(status_code, int) else None
             failure = verdict.error if deferred is None else deferred
-            decision = step.decision
+            decision, delay, reason = step
             fields: Unbuilt = (
                 model,
                 route,
-                status_code if isinstance(status_code, int) else None,
+                status_code,
                 done_at - sent_at,
                 attempt,
                 failure,
-                step.delay,
+                delay,
                 decision,
-                step.reason,
+                reason,
             )
             if on_attempt is None:  # record(), inlined: once per attempt
                 history.append(fields)
@@ -361,9 +351,10 @@ def call_flow(
                 raise fail(last_error)
             if decision == "fallback":
                 break
-            assert step.delay is not None
-            yield _new(Sleep, (step.delay,))
-            previous_delay = step.delay
+            delay = step.delay
+            assert delay is not None
+            yield _new(Sleep, (delay,))
+            previous_delay = delay
             if not guarded:  # nothing below applies (a wait for the model needs a guard)
                 continue
             woke = clock.monotonic()
