@@ -3,7 +3,9 @@
 Scenarios: ``brooker`` (Brooker's backoff experiment), ``gateway``, ``outage`` and ``overload``
 (retry strategies against the simulator's fault model, in virtual time), ``throughput`` (per-call
 speed against peers over loopback sockets), ``first-token`` (what a first-token limit costs on
-slow-but-healthy streams), ``redis_rtt`` (what shared state on Redis costs per call).
+slow-but-healthy streams), ``redis_rtt`` (what shared state on Redis costs per call), ``fleet``
+(N processes x M threads sharing one key: per-process protections vs shared state, in virtual
+time).
 ``python -m benchmarks SCENARIO --help`` for options.
 """
 
@@ -186,6 +188,41 @@ def _first_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fleet(args: argparse.Namespace) -> int:
+    from . import fleet
+
+    processes = args.processes or list(fleet.QUICK_PROCESSES if args.quick else fleet.PROCESSES)
+    duration = args.duration or (10.0 if args.quick else 60.0)
+    warmup = min(5.0, duration / 4)
+    if args.rtt_ms < 0:
+        raise ValueError(f"--rtt-ms must be >= 0, got {args.rtt_ms:g}")
+    if args.rpm < 1:
+        raise ValueError(f"--rpm must be >= 1, got {args.rpm}")
+    started = time.perf_counter()
+    rows = fleet.run(
+        processes,
+        args.threads,
+        rpm=args.rpm,
+        duration=duration,
+        rtt=args.rtt_ms / 1000,
+        warmup=warmup,
+        seed=args.seed,
+    )
+    wall = time.perf_counter() - started
+    print(
+        f"fleet: N processes x {args.threads} threads on one key limited to {args.rpm} rpm "
+        f"(simulator token bucket, its burst spent), each process RateLimit(rpm={args.rpm}) and "
+        f"default protections; {duration:g} s of calls, rates from {warmup:g} s; shared store "
+        f"round trip {args.rtt_ms:g} ms; seed {args.seed}"
+    )
+    print(fleet.table(rows))
+    events = sum(r["events"] for r in rows)
+    print(f"engine: {events:,} events in {wall:.2f} s wall ({events / wall:,.0f} events/s)")
+    if args.json:
+        write_json(args.json, rows)
+    return 0
+
+
 def _headline(rows: List[Dict[str, Any]]) -> None:
     points = {(r["clients"], r["strategy"]): r["calls"] for r in rows}
     for n in sorted({r["clients"] for r in rows}):
@@ -251,6 +288,16 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--rounds", type=_positive, help="interleaved rounds (default 7)")
     t.add_argument("--calls", type=_positive, help="calls per client per round (default 300)")
     t.set_defaults(run=_throughput)
+    fl = sub.add_parser("fleet", help="N processes sharing one key: per-process vs shared state")
+    _common(fl)
+    fl.add_argument("--processes", type=_int_list, help="fleet sizes (default 1,4,16,64)")
+    fl.add_argument("--threads", type=_positive, default=8, help="threads per process (default 8)")
+    fl.add_argument("--rpm", type=int, default=600, help="the key's limit (default 600/min)")
+    fl.add_argument("--duration", type=float, help="virtual seconds of calls (default 60)")
+    fl.add_argument(
+        "--rtt-ms", type=float, default=0.3, help="shared store round trip (default 0.3 ms)"
+    )
+    fl.set_defaults(run=_fleet)
     r = sub.add_parser("redis_rtt", help="what shared state on Redis costs per call (loopback)")
     _common(r)
     r.add_argument("--calls", type=_positive, help="samples per measurement (default 3000)")
