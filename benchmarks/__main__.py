@@ -3,9 +3,9 @@
 Scenarios: ``brooker`` (Brooker's backoff experiment), ``gateway``, ``outage`` and ``overload``
 (retry strategies against the simulator's fault model, in virtual time), ``throughput`` (per-call
 speed against peers over loopback sockets), ``first-token`` (what a first-token limit costs on
-slow-but-healthy streams), ``redis_rtt`` (what shared state on Redis costs per call), ``fleet``
-(N processes x M threads sharing one key: per-process protections vs shared state, in virtual
-time).
+slow-but-healthy streams), ``redis_rtt`` (what shared state on Redis costs per call),
+``real-fleet`` (real processes on one key, with and without Redis), ``fleet`` (N processes x M
+threads sharing one key: per-process protections vs shared state, in virtual time).
 ``python -m benchmarks SCENARIO --help`` for options.
 """
 
@@ -192,12 +192,12 @@ def _fleet(args: argparse.Namespace) -> int:
     from . import fleet
 
     processes = args.processes or list(fleet.QUICK_PROCESSES if args.quick else fleet.PROCESSES)
-    duration = args.duration or (10.0 if args.quick else 60.0)
+    duration = (10.0 if args.quick else 60.0) if args.duration is None else args.duration
     warmup = min(5.0, duration / 4)
     if args.rtt_ms < 0:
         raise ValueError(f"--rtt-ms must be >= 0, got {args.rtt_ms:g}")
-    if args.rpm < 1:
-        raise ValueError(f"--rpm must be >= 1, got {args.rpm}")
+    if not duration > 0:
+        raise ValueError(f"--duration must be > 0 seconds, got {duration:g}")
     started = time.perf_counter()
     rows = fleet.run(
         processes,
@@ -218,6 +218,34 @@ def _fleet(args: argparse.Namespace) -> int:
     print(fleet.table(rows))
     events = sum(r["events"] for r in rows)
     print(f"engine: {events:,} events in {wall:.2f} s wall ({events / wall:,.0f} events/s)")
+    if args.json:
+        write_json(args.json, rows)
+    return 0
+
+
+def _real_fleet(args: argparse.Namespace) -> int:
+    from . import real_fleet, redis_rtt
+    from ._report import format_table
+
+    seconds = 3.0 if args.quick else args.seconds
+
+    def go(url: str) -> List[Dict[str, Any]]:
+        return real_fleet.measure(
+            url, processes=args.processes, threads=args.threads, rpm=args.rpm, seconds=seconds
+        )
+
+    if args.url:
+        rows = go(args.url)
+    else:
+        with redis_rtt.redis_server() as url:
+            rows = go(url + "?socket_timeout=1")
+    print(
+        f"real fleet: {args.processes} processes x {args.threads} threads, one key limited to "
+        f"{args.rpm} rpm by the simulator (burst spent first), {seconds:g} s per run"
+    )
+    headers = ["fleet", "requests", "429s", "steady rpm", "calls ok", "calls failed"]
+    keys = ["fleet", "requests", "rate_limited", "steady_rpm", "calls_ok", "calls_failed"]
+    print(format_table(headers, [[r[k] for k in keys] for r in rows]))
     if args.json:
         write_json(args.json, rows)
     return 0
@@ -292,7 +320,7 @@ def _parser() -> argparse.ArgumentParser:
     _common(fl)
     fl.add_argument("--processes", type=_int_list, help="fleet sizes (default 1,4,16,64)")
     fl.add_argument("--threads", type=_positive, default=8, help="threads per process (default 8)")
-    fl.add_argument("--rpm", type=int, default=600, help="the key's limit (default 600/min)")
+    fl.add_argument("--rpm", type=_positive, default=600, help="the key's limit (default 600)")
     fl.add_argument("--duration", type=float, help="virtual seconds of calls (default 60)")
     fl.add_argument(
         "--rtt-ms", type=float, default=0.3, help="shared store round trip (default 0.3 ms)"
@@ -303,6 +331,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--calls", type=_positive, help="samples per measurement (default 3000)")
     r.add_argument("--url", help="an existing Redis (default: start redis-server on a free port)")
     r.set_defaults(run=_redis_rtt)
+    rf = sub.add_parser("real-fleet", help="real processes sharing one key, with and without Redis")
+    _common(rf)
+    rf.add_argument("--processes", type=_positive, default=4, help="processes (default 4)")
+    rf.add_argument("--threads", type=_positive, default=8, help="threads each (default 8)")
+    rf.add_argument("--rpm", type=_positive, default=600, help="the key's limit (default 600)")
+    rf.add_argument("--seconds", type=float, default=6.0, help="seconds per run (default 6)")
+    rf.add_argument("--url", help="an existing Redis (default: start redis-server on a free port)")
+    rf.set_defaults(run=_real_fleet)
     return parser
 
 

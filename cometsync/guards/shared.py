@@ -135,7 +135,6 @@ class SharedGuards(Guards):
         hold: float = -1.0,
         rpm: float = 0.0,
         tpm: float = 0.0,
-        settle: float = 0.0,
     ) -> None:
         cool = self._cool
         argv = model_.observe_argv(
@@ -145,7 +144,7 @@ class SharedGuards(Guards):
             hold,
             rpm,
             tpm,
-            settle,
+            0.0,  # settlements ride on admissions instead
             float(self._limit(model).tpm or 0),
             float(cool.failures if cool is not None else 1 << 30),
             5.0 if cool is None else cool.cooldown,

@@ -1,6 +1,7 @@
-"""One process of a fleet: ``threads`` threads call the simulator until ``stop_at`` (wall time).
+"""One process of a real fleet: ``threads`` threads call the simulator between two wall times.
 
-Run by test_fleet.py as ``python -m tests.redis.fleet_worker BASE_URL REDIS_URL|- THREADS RPM``:
+Run by ``benchmarks.real_fleet`` as ``python -m benchmarks.real_fleet_worker BASE_URL
+REDIS_URL|- THREADS RPM``:
 prints ``ready`` once set up, reads ``START STOP`` (wall times) from stdin, then prints one
 JSON line: calls that succeeded and failed by ``STOP`` (calls still queued for the rate
 limit then are abandoned: the process exits).
@@ -13,6 +14,7 @@ import os
 import sys
 import threading
 import time
+from typing import Any, Dict
 
 import cometsync
 
@@ -24,8 +26,8 @@ def main() -> None:
     if redis_url != "-":
         import redis
 
-        # A caller-owned connection with a generous timeout: this test is about sharing, and
-        # a loaded CI machine can stall a loopback round trip past the default 50 ms.
+        # A caller-owned connection with a generous timeout: this run is about sharing, and
+        # a loaded machine can stall a loopback round trip past the default 50 ms.
         shared = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
     client = cometsync.Client(
         api_key="sk-fleet-key-000000000000",
@@ -35,9 +37,9 @@ def main() -> None:
         shared_state=shared,
         timeout=30.0,  # a thread may queue for its turn at 10 requests/s behind 31 others
     )
-    counts: dict = {"ok": 0, "failed": 0}
+    counts: Dict[str, Any] = {"ok": 0, "failed": 0}
     lock = threading.Lock()
-    errors: dict = {}
+    errors: Dict[str, int] = {}
 
     def run() -> None:
         while time.time() < float(stop_at):
