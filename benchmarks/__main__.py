@@ -220,6 +220,12 @@ def _fleet(args: argparse.Namespace) -> int:
     print(f"engine: {events:,} events in {wall:.2f} s wall ({events / wall:,.0f} events/s)")
     if args.json:
         write_json(args.json, rows)
+    if args.plot:
+        fleet.plot(
+            rows,
+            args.plot,
+            f"{args.threads} threads per process on one key at {args.rpm} rpm, seed {args.seed}",
+        )
     return 0
 
 

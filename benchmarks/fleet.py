@@ -40,7 +40,7 @@ from simulator.virtual import CoreServer, Engine, Task
 from ._report import format_table
 from .scenarios import _SPEC
 
-__all__ = ["MODES", "PROCESSES", "QUICK_PROCESSES", "run", "run_fleet", "table"]
+__all__ = ["MODES", "PROCESSES", "QUICK_PROCESSES", "plot", "run", "run_fleet", "table"]
 
 KEY = "sk-fleet-virtual-0000000000"
 MODEL = "gpt-4o-mini"
@@ -267,3 +267,27 @@ def table(rows: Sequence[Dict[str, Any]]) -> str:
             for r in rows
         ],
     )
+
+
+def plot(rows: Sequence[Dict[str, Any]], path: str, title: str) -> None:
+    """Lines per mode against the fleet size: sent rate / limit, and success rate."""
+    from ._report import need_matplotlib, series
+
+    plt = need_matplotlib()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for mode, (xs, ys) in series(list(rows), "mode", "processes", "sent_vs_limit").items():
+        left.plot(xs, ys, marker="o", label=mode)
+    for mode, (xs, ys) in series(list(rows), "mode", "processes", "success_rate").items():
+        right.plot(xs, ys, marker="o", label=mode)
+    left.set(title="Sent rate / the key's limit (1 is ideal)", xlabel="processes", yscale="log")
+    right.set(title="Success rate", xlabel="processes", ylim=(0, 1.05))
+    ticks = sorted({row["processes"] for row in rows})
+    for axis in (left, right):
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(ticks, [str(t) for t in ticks])
+        axis.grid(True, alpha=0.3)
+        axis.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
