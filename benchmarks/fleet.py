@@ -51,8 +51,9 @@ TIMEOUT = Timeout(connect=5.0, read=30.0)
 _LATENCY = {"dist": "lognormal", "median": 800, "sigma": 0.3}
 
 
-def _scenario(rpm: int) -> Dict[str, Any]:
-    return {"models": {MODEL: {"latency_ms": dict(_LATENCY)}}, "rate_limits": {"rpm": rpm}}
+def _scenario(rpm: int, outages: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    model = {"latency_ms": dict(_LATENCY), "outages": [dict(o) for o in outages]}
+    return {"models": {MODEL: model}, "rate_limits": {"rpm": rpm}}
 
 
 def _int_seed(text: str) -> int:
@@ -85,6 +86,8 @@ def run_fleet(
     rtt: float = 0.0003,
     warmup: float = 5.0,
     seed: Any = 0,
+    store: Optional[ModelledStore] = None,
+    outages: Sequence[Dict[str, Any]] = (),
 ) -> Dict[str, Any]:
     """Run one fleet for ``duration`` virtual seconds; its row of metrics.
 
@@ -97,6 +100,9 @@ def run_fleet(
         rtt: the shared store's round trip, seconds.
         warmup: rates are measured from here to ``duration``.
         seed: the same seed gives the same numbers.
+        store: the shared mode's store (a fresh ``ModelledStore(rtt)`` by default), e.g. one
+            that records its operations.
+        outages: the model's outages, as in a simulator scenario (none by default).
     """
     if mode not in MODES:
         raise ValueError(f"fleet mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -104,12 +110,17 @@ def run_fleet(
         raise ValueError(
             f"the warm-up ({warmup:g} s) must be shorter than the run ({duration:g} s)"
         )
-    core = Core(parse_scenario(_scenario(rpm)), seed=_int_seed(f"{seed}:core"))
+    core = Core(parse_scenario(_scenario(rpm, outages)), seed=_int_seed(f"{seed}:core"))
     core.set_origin(0.0)
     _drain(core, rpm)
     engine = Engine()
     clock = engine.clock
-    store = ModelledStore(rtt) if mode == "shared" else None
+    if mode == "per-process":
+        store = None
+    elif store is None:
+        store = ModelledStore(rtt)
+    else:
+        rtt = store.rtt
     front = RoundTripServer(CoreServer(core, api_key=KEY), rtt if store is not None else 0.0)
     protections = Protections()
     base = RetryPolicy()

@@ -40,19 +40,25 @@ class ModelledStore(MemoryStore):
 
     Args:
         rtt: seconds one operation's round trip takes (loopback Redis: about 0.0002-0.0003).
+        record: keep every operation and its answer in ``log``, to replay them elsewhere
+            (e.g. on a real Redis, whose answers must be the same).
 
     Attributes:
         ops: operations answered, by kind (``admit``, ``observe``, ``budget``).
         current: the caller operations are charged to right now (None: nobody).
+        log: with ``record``, ``(kind, scope, model, argv, answer)`` of every operation.
     """
 
-    def __init__(self, rtt: float = 0.0003) -> None:
+    def __init__(self, rtt: float = 0.0003, *, record: bool = False) -> None:
         if not rtt >= 0:
             raise ValueError(f"the store's round trip must be >= 0 seconds, got {rtt!r}")
         super().__init__(fleet=True)
         self.rtt = rtt
         self.ops: Dict[str, int] = {"admit": 0, "observe": 0, "budget": 0}
         self.current: Any = None
+        self.log: Optional[List[Tuple[str, str, Optional[str], List[float], Any]]] = (
+            [] if record else None
+        )
         self._debt: Dict[Any, float] = {}
 
     def _charge(self, kind: str) -> None:
@@ -64,17 +70,29 @@ class ModelledStore(MemoryStore):
         """The round-trip time ``caller`` owes and has not waited yet (and forget it)."""
         return self._debt.pop(caller, 0.0)
 
+    def _note(
+        self, kind: str, scope: str, model: Optional[str], argv: Sequence[float], answer: Any
+    ) -> None:
+        if self.log is not None:
+            self.log.append((kind, scope, model, list(argv), answer))
+
     def admit(self, scope: str, model: Optional[str], argv: Sequence[float]) -> Tuple[str, float]:
         self._charge("admit")
-        return super().admit(scope, model, argv)
+        answer = super().admit(scope, model, argv)
+        self._note("admit", scope, model, argv, answer)
+        return answer
 
     def observe(self, scope: str, model: Optional[str], argv: Sequence[float]) -> Tuple[str, float]:
         self._charge("observe")
-        return super().observe(scope, model, argv)
+        answer = super().observe(scope, model, argv)
+        self._note("observe", scope, model, argv, answer)
+        return answer
 
     def budget(self, scope: str, argv: Sequence[float]) -> bool:
         self._charge("budget")
-        return super().budget(scope, argv)
+        answer = super().budget(scope, argv)
+        self._note("budget", scope, None, argv, answer)
+        return answer
 
     def describe(self) -> Dict[str, Any]:
         return {"backend": "modelled", "rtt_ms": self.rtt * 1000, "ops": dict(self.ops)}
