@@ -14,7 +14,6 @@ from typing import (
     Any,
     Callable,
     Dict,
-    Generator,
     List,
     Mapping,
     Optional,
@@ -30,10 +29,11 @@ from ._catalog import DEFAULT_CATALOG_TTL, CatalogCache, ModelInfo
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import OnAttempt, _make_options, _Shared, _with_max_retries
 from ._errors import APIError, APIStatusError, APITimeoutError, ConfigError, PoolTimeoutError
-from ._flow import CallSpec, Send, Sleep, call_flow
+from ._flow import CallSpec, Deliver, Send, Sleep, call_flow
 from ._metrics import log_attempt
 from ._policy import RetryPolicy
 from ._pricing import CostEstimate, Priced
+from ._recovery import FlowHandle
 from ._stream import defer_success
 from ._stream_open import FirstToken, open_stream
 from ._transport import HTTPRequest, RequestsTransport, Transport
@@ -82,6 +82,9 @@ class Client:
         catalog_ttl: seconds the catalog is kept before it is fetched again.
         max_retries: openai-python's shortcut: ``retry`` (or the default policy) with this
             many retries per model.
+        stream_recovery: a stream broken after its first chunk is asked again (continued
+            from its partial answer) under the same retry policy, budget, guards and
+            deadline; False raises ``APIStreamError`` at once. See the README's Streaming.
         rate_limit: the key's client-side limit, a ``RateLimit`` for every model or a dict
             ``{model: RateLimit}``; paced (burst: one second's worth). Limits the server
             announces in ``x-ratelimit-limit-*`` headers are learned and paced to as well.
@@ -118,6 +121,7 @@ class Client:
         price_calls: bool = False,
         catalog_ttl: float = DEFAULT_CATALOG_TTL,
         max_retries: Optional[int] = None,
+        stream_recovery: bool = True,
         rate_limit: Any = None,
         shared_state: Any = None,
         shared_namespace: str = "cometsync",
@@ -134,6 +138,7 @@ class Client:
             deadline=deadline,
             on_attempt=on_attempt,
             default_headers=default_headers or {},
+            stream_recovery=stream_recovery,
         )
         owns = transport is None
         if transport is None:
@@ -194,6 +199,10 @@ class Client:
         return self._options.deadline
 
     @property
+    def stream_recovery(self) -> bool:
+        return self._options.stream_recovery
+
+    @property
     def max_workers(self) -> int:
         return self._shared.max_workers
 
@@ -207,6 +216,7 @@ class Client:
         deadline: Any = _UNSET,
         on_attempt: Any = _UNSET,
         default_headers: Any = _UNSET,
+        stream_recovery: Any = _UNSET,
     ) -> Client:
         """A copy with other call settings that shares this client's pools and protections.
 
@@ -229,6 +239,7 @@ class Client:
             deadline=o.deadline if deadline is _UNSET else deadline,
             on_attempt=o.on_attempt if on_attempt is _UNSET else on_attempt,
             default_headers=o.default_headers if default_headers is _UNSET else default_headers,
+            stream_recovery=o.stream_recovery if stream_recovery is _UNSET else stream_recovery,
         )
         copy._shared = self._shared
         copy._bind()
@@ -361,38 +372,63 @@ class Client:
             scrub=self._scrub,
         )
         guards = shared.guards
-        if isinstance(guards, SharedGuards):  # rate limits: reserve tokens, settle to usage
-            with guards.call(estimate_tokens(spec.body)):
-                return self._drive(flow, headers, paced=True)
-        return self._drive(flow, headers, paced=False)
+        paced = isinstance(guards, SharedGuards)  # rate limits: reserve tokens, settle to usage
+        last: List[Tuple[Optional[str], int]] = []  # the last Send's (model, tokens reserved)
 
-    def _drive(self, flow: Generator[Any, Any, T], headers: Mapping[str, str], *, paced: bool) -> T:
-        """Answer the flow's actions until it returns or raises."""
-        shared = self._shared
-        last: Optional[Tuple[Optional[str], int]] = None
+        def drive(first: Callable[[], Any]) -> Deliver:
+            return self._drive(flow, headers, first, paced, last)
+
         try:
-            action = next(flow)
-            while True:
+            if paced:
+                with guards.call(estimate_tokens(spec.body)):  # type: ignore[attr-defined]
+                    action = drive(flow.__next__)
+            else:
+                action = drive(flow.__next__)
+        except StopIteration as stop:
+            flow.close()
+            if last and last[-1][1]:
+                used = getattr(getattr(stop.value, "usage", None), "total_tokens", None)
+                if isinstance(used, int):
+                    guards.settle(last[-1][0], last[-1][1], used)
+            return stop.value  # type: ignore[no-any-return]
+        except BaseException:
+            flow.close()
+            raise
+        # A stream with recovery: its reader resumes the flow if the stream breaks (a stream
+        # keeps its token estimate: its usage is not settled).
+        action.result._bind_flow(FlowHandle(flow, drive))
+        return action.result  # type: ignore[no-any-return]
+
+    def _drive(
+        self,
+        flow: Any,
+        headers: Mapping[str, str],
+        first: Callable[[], Any],
+        paced: bool,
+        last: List[Tuple[Optional[str], int]],
+    ) -> Deliver:
+        """Carry out the flow's actions, from ``first()``, until it delivers a stream.
+
+        Raises:
+            StopIteration: the flow returned its result.
+            APIError: the flow failed (scrubbed of the key).
+        """
+        try:
+            action = first()
+            while not isinstance(action, Deliver):
                 if isinstance(action, Send):
                     tokens = estimate_tokens(action.body) if paced else 0
                     outcome: Any = self._send(action, headers, tokens)
-                    last = (action.model, tokens)
+                    last[:] = [(action.model, tokens)]
                 else:
                     assert isinstance(action, Sleep)
-                    shared.clock.sleep(action.seconds)
+                    self._shared.clock.sleep(action.seconds)
                     outcome = None
                 action = flow.send(outcome)
-        except StopIteration as stop:
-            if last is not None and last[1]:
-                used = getattr(getattr(stop.value, "usage", None), "total_tokens", None)
-                if isinstance(used, int):
-                    shared.guards.settle(last[0], last[1], used)
-            return stop.value  # type: ignore[no-any-return]
         except APIError as error:
             self._scrub_error(error)
             raise
-        finally:
-            flow.close()
+        return action
 
     def _send(self, action: Send, headers: Mapping[str, str], tokens: int = 0) -> Any:
         body = None
