@@ -27,7 +27,7 @@ def test_fleet_quick_shared_state_keeps_the_fleet_to_the_limit(tmp_path: Path) -
     alone, shared = by[(4, "per-process")], by[(4, "shared")]
     assert shared["429s"] == 0 and shared["success_rate"] == 1.0
     assert shared["sent_vs_limit"] == pytest.approx(1.0, abs=0.05)
-    assert shared["attempts_per_call"] == 1.0
+    assert shared["attempts_per_call"] == 1.0 and shared["calls_over_timeout"] == 0
     assert alone["sent_vs_limit"] > 1.5 and alone["429s"] > 20
     assert alone["success_rate"] < 0.9
     assert shared["store_ops_per_call"] >= 2 and alone["store_ops_per_call"] is None
