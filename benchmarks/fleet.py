@@ -7,13 +7,15 @@ calls back to back (a worker with a backlog). All of them share one key whose li
 simulator enforces (``simulator.ratelimit``: a token bucket of ``rpm`` requests per minute,
 Retry-After on each 429).
 
-Two ways to run the same fleet:
+Three ways to run the same fleet:
 
 - ``per-process``: every protection, the rate limit included, is the process's own (a
   ``MemoryStore`` per process), so N processes that each respect the limit send N times it;
 - ``shared``: the rate limit, the server's holds, the breaker and the retry budget live in
   one store every process uses: ``simulator.fleet.ModelledStore``, cometsync's own admission
-  model (the decisions Redis's Lua scripts make) with a round trip of ``rtt`` per operation.
+  model (the decisions Redis's Lua scripts make) with a round trip of ``rtt`` per operation;
+- ``shared-learned``: the same, but no process is told the limit (no ``RateLimit``): they
+  learn it from the gateway's ``x-ratelimit-limit-requests`` headers, shared in the store.
 
 The simulator's bucket starts with the key's minute-long burst spent (but one second's
 worth), as for a key already in use; rates are measured from ``warmup`` to ``duration``.
@@ -44,7 +46,7 @@ __all__ = ["MODES", "PROCESSES", "QUICK_PROCESSES", "plot", "run", "run_fleet", 
 
 KEY = "sk-fleet-virtual-0000000000"
 MODEL = "gpt-4o-mini"
-MODES = ("per-process", "shared")
+MODES = ("per-process", "shared", "shared-learned")
 PROCESSES = (1, 4, 16, 64)
 QUICK_PROCESSES = (1, 4, 16)
 #: A Client's default: a call may wait this long (max of connect and read) for its turn.
@@ -96,13 +98,14 @@ def run_fleet(
     Args:
         processes: simulated processes, each with its own protections and client state.
         threads: calls each process runs at once, back to back.
-        mode: ``per-process`` or ``shared`` (see the module docstring).
-        rpm: the key's limit at the simulator, also each process's ``RateLimit(rpm=)``.
+        mode: ``per-process``, ``shared`` or ``shared-learned`` (see the module docstring).
+        rpm: the key's limit at the simulator, also each process's ``RateLimit(rpm=)`` (but
+            in ``shared-learned``).
         duration: seconds during which threads start new calls (the started ones finish).
         rtt: the shared store's round trip, seconds.
         warmup: rates are measured from here to ``duration``.
         seed: the same seed gives the same numbers.
-        store: the shared mode's store (a fresh ``ModelledStore(rtt)`` by default), e.g. one
+        store: the shared modes' store (a fresh ``ModelledStore(rtt)`` by default), e.g. one
             that records its operations.
         outages: the model's outages, as in a simulator scenario (none by default).
     """
@@ -134,7 +137,7 @@ def run_fleet(
             inner,
             protections,
             api_key=KEY,
-            rate_limit=RateLimit(rpm=rpm),
+            rate_limit=None if mode == "shared-learned" else RateLimit(rpm=rpm),
             shared_state=store,
             shared_namespace="cometsync",
             ceiling=threads,

@@ -20,7 +20,7 @@ def _rows(tmp_path: Path, *args: str) -> List[Dict[str, Any]]:
 
 
 def test_fleet_quick_shared_state_keeps_the_fleet_to_the_limit(tmp_path: Path) -> None:
-    """Four processes sharing the store keep to the key's limit; on their own they overshoot."""
+    """Four processes sharing the store keep to the key's limit, told or learned; alone, not."""
     rows = _rows(tmp_path, "--quick", "--processes", "1,4")
     by = {(r["processes"], r["mode"]): r for r in rows}
     assert set(by) == {(n, m) for n in (1, 4) for m in fleet.MODES}
@@ -32,6 +32,9 @@ def test_fleet_quick_shared_state_keeps_the_fleet_to_the_limit(tmp_path: Path) -
     assert alone["success_rate"] < 0.9
     assert shared["store_ops_per_call"] >= 2 and alone["store_ops_per_call"] is None
     assert by[(1, "shared")]["calls"] == by[(1, "per-process")]["calls"]  # alone, no difference
+    learned = by[(4, "shared-learned")]  # told nothing: the gateway's headers set the pace
+    assert learned["sent_vs_limit"] == pytest.approx(1.0, abs=0.05)
+    assert learned["429s"] <= 15 and learned["success_rate"] == 1.0
 
 
 def test_fleet_same_seed_same_numbers() -> None:
