@@ -296,10 +296,10 @@ def plot(rows: Sequence[Dict[str, Any]], path: str, title: str) -> None:
 
     plt = need_matplotlib()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for mode, (xs, ys) in series(list(rows), "mode", "processes", "sent_vs_limit").items():
-        left.plot(xs, ys, marker="o", label=mode)
-    for mode, (xs, ys) in series(list(rows), "mode", "processes", "success_rate").items():
-        right.plot(xs, ys, marker="o", label=mode)
+    style = {"shared-learned": {"linestyle": "--", "marker": "x"}}  # it overlays "shared"
+    for axis, key in ((left, "sent_vs_limit"), (right, "success_rate")):
+        for mode, (xs, ys) in series(list(rows), "mode", "processes", key).items():
+            axis.plot(xs, ys, label=mode, **style.get(mode, {"marker": "o"}))
     left.set(title="Sent rate / the key's limit (1 is ideal)", xlabel="processes", yscale="log")
     right.set(title="Success rate", xlabel="processes", ylim=(0, 1.05))
     ticks = sorted({row["processes"] for row in rows})
