@@ -115,7 +115,7 @@ def with_round_trips(flow: Flow, store: ModelledStore, caller: Any) -> Flow:
             if owed > 0:
                 yield Sleep(owed)
             return stop.value
-        except BaseException:
+        except Exception:  # the call failed: it still waits for its last answers
             store.current = None
             owed = store.take(caller)
             if owed > 0:
