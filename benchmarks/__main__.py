@@ -192,12 +192,17 @@ def _fleet(args: argparse.Namespace) -> int:
     from . import fleet
 
     processes = args.processes or list(fleet.QUICK_PROCESSES if args.quick else fleet.PROCESSES)
+    from cometsync import Timeout
+
     duration = (10.0 if args.quick else 60.0) if args.duration is None else args.duration
-    warmup = min(5.0, duration / 4)
+    warmup = min(5.0, duration / 4) if args.warmup is None else args.warmup
     if args.rtt_ms < 0:
         raise ValueError(f"--rtt-ms must be >= 0, got {args.rtt_ms:g}")
     if not duration > 0:
         raise ValueError(f"--duration must be > 0 seconds, got {duration:g}")
+    if not args.latency_ms >= 0:
+        raise ValueError(f"--latency-ms must be >= 0, got {args.latency_ms:g}")
+    timeout = Timeout() if args.timeout is None else Timeout.coerce(args.timeout)
     started = time.perf_counter()
     rows = fleet.run(
         processes,
@@ -207,13 +212,16 @@ def _fleet(args: argparse.Namespace) -> int:
         rtt=args.rtt_ms / 1000,
         warmup=warmup,
         seed=args.seed,
+        latency_ms=args.latency_ms,
+        timeout=timeout,
     )
     wall = time.perf_counter() - started
     print(
         f"fleet: N processes x {args.threads} threads on one key limited to {args.rpm} rpm "
         f"(simulator token bucket, its burst spent), each process RateLimit(rpm={args.rpm}) and "
         f"default protections; {duration:g} s of calls, rates from {warmup:g} s; shared store "
-        f"round trip {args.rtt_ms:g} ms; seed {args.seed}"
+        f"round trip {args.rtt_ms:g} ms; model latency {args.latency_ms:g} ms (median); "
+        f"attempt timeout {max(timeout.connect, timeout.read):g} s; seed {args.seed}"
     )
     print(fleet.table(rows))
     events = sum(r["events"] for r in rows)
@@ -331,6 +339,11 @@ def _parser() -> argparse.ArgumentParser:
     fl.add_argument(
         "--rtt-ms", type=float, default=0.3, help="shared store round trip (default 0.3 ms)"
     )
+    fl.add_argument("--warmup", type=float, help="rates measured from here (default 5 s)")
+    fl.add_argument(
+        "--latency-ms", type=float, default=800.0, help="model latency median (0: instant)"
+    )
+    fl.add_argument("--timeout", type=float, help="attempt timeout, s (default: Timeout())")
     fl.set_defaults(run=_fleet)
     r = sub.add_parser("redis_rtt", help="what shared state on Redis costs per call (loopback)")
     _common(r)

@@ -24,15 +24,19 @@ serialisation.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import contextlib
+import random
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from cometsync._errors import APITimeoutError
 from cometsync._flow import Send, Sleep
+from cometsync._policy import Classification
+from cometsync.guards import Guards
 from cometsync.guards.store import MemoryStore
 
 from .virtual import Engine, Flow, Server, Task
 
-__all__ = ["ModelledStore", "RoundTripServer", "with_round_trips"]
+__all__ = ["LateWaker", "ModelledStore", "RoundTripServer", "with_round_trips"]
 
 
 class ModelledStore(MemoryStore):
@@ -161,3 +165,63 @@ class RoundTripServer:
         else:
             label = "timeout" if isinstance(outcome, APITimeoutError) else "error"
         self.arrivals.append((engine.clock.now, label))
+
+
+class LateWaker(Guards):
+    """One process's guards, whose threads wake up to ``jitter`` seconds after their turn.
+
+    A real thread that sleeps until the store said its turn comes wakes a little late (timer
+    slack, scheduling, the round trip to ask again), by a different amount each time, so the
+    waiters of a turn race and a random one wins. In exact virtual time they would all wake
+    at the same instant and floating-point rounding of the turn's time would pick the winner,
+    the same threads every time. Every decision stays ``guards``'s; only the waits it
+    announces (``acquire_in``, ``ready_in``) grow by a uniform draw from ``rng``.
+    """
+
+    def __init__(self, guards: Guards, rng: random.Random, jitter: float = 0.001) -> None:
+        self.guards = guards
+        self.rng = rng
+        self.jitter = jitter
+
+    def _late(self, wait: Optional[float]) -> Optional[float]:
+        return None if wait is None else wait + self.rng.uniform(0.0, self.jitter)
+
+    def on_call(self, now: float) -> None:
+        self.guards.on_call(now)
+
+    def admit(self, model: Optional[str], now: float) -> Optional[str]:
+        return self.guards.admit(model, now)
+
+    def ready_in(self, model: Optional[str], now: float) -> Optional[float]:
+        return self._late(self.guards.ready_in(model, now))
+
+    def allow_retry(self, model: Optional[str], now: float) -> bool:
+        return self.guards.allow_retry(model, now)
+
+    def refuse_retry(self, model: Optional[str], now: float) -> Optional[str]:
+        return self.guards.refuse_retry(model, now)
+
+    def observe(self, model: Optional[str], verdict: Classification, now: float) -> None:
+        self.guards.observe(model, verdict, now)
+
+    def try_acquire(self, model: Optional[str], now: float) -> bool:
+        return self.guards.try_acquire(model, now)
+
+    def acquire_in(self, model: Optional[str], now: float) -> Optional[float]:
+        return self._late(self.guards.acquire_in(model, now))
+
+    def release(self, model: Optional[str], now: float) -> None:
+        self.guards.release(model, now)
+
+    @contextlib.contextmanager
+    def slot(
+        self, model: Optional[str], timeout: Optional[float] = None, tokens: int = 0
+    ) -> Iterator[None]:
+        with self.guards.slot(model, timeout, tokens):
+            yield
+
+    def settle(self, model: Optional[str], reserved: int, used: int) -> None:
+        self.guards.settle(model, reserved, used)
+
+    def stats(self) -> Dict[str, Any]:
+        return self.guards.stats()

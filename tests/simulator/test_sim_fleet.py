@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any, Dict, Generator, List
 
 import pytest
@@ -10,8 +11,9 @@ from cometsync._errors import APIConnectionError
 from cometsync._flow import Send
 from cometsync._transport import Response
 from cometsync._types import Timeout
+from cometsync.guards import Guards
 from cometsync.guards import admission as model
-from simulator.fleet import ModelledStore, RoundTripServer, with_round_trips
+from simulator.fleet import LateWaker, ModelledStore, RoundTripServer, with_round_trips
 from simulator.virtual import Engine, Task
 from tests.redis.test_equivalence import _ops
 
@@ -118,3 +120,29 @@ def test_a_negative_round_trip_is_refused() -> None:
     """A store cannot answer before it is asked."""
     with pytest.raises(ValueError, match="round trip"):
         ModelledStore(rtt=-0.001)
+
+
+class _Fixed(Guards):
+    """Guards whose every wait is 0.5 s and every decision a fixed answer."""
+
+    def admit(self, model: Any, now: float) -> Any:
+        return "no"
+
+    def ready_in(self, model: Any, now: float) -> Any:
+        return 0.5
+
+    def try_acquire(self, model: Any, now: float) -> bool:
+        return False
+
+    def acquire_in(self, model: Any, now: float) -> Any:
+        return None if model == "parked" else 0.5
+
+
+def test_late_wakers_wait_a_little_longer_and_decide_nothing() -> None:
+    """Announced waits grow by at most the jitter, differently each time; answers pass through."""
+    late = LateWaker(_Fixed(), random.Random(1), jitter=0.001)
+    waits = [late.acquire_in("m", 0.0) for _ in range(50)] + [late.ready_in("m", 0.0)]
+    assert all(w is not None and 0.5 <= w <= 0.501 for w in waits)
+    assert len(set(waits)) > 40
+    assert late.acquire_in("parked", 0.0) is None  # waiting for a release stays so
+    assert late.admit("m", 0.0) == "no" and late.try_acquire("m", 0.0) is False
