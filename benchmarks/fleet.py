@@ -17,8 +17,10 @@ Three ways to run the same fleet:
 - ``shared-learned``: the same, but no process is told the limit (no ``RateLimit``): they
   learn it from the gateway's ``x-ratelimit-limit-requests`` headers, shared in the store.
 
-The simulator's bucket starts with the key's minute-long burst spent (but one second's
-worth), as for a key already in use; rates are measured from ``warmup`` to ``duration``.
+The simulator's bucket starts with the key's minute-long burst spent (but two seconds'
+worth, as ``real-fleet`` leaves it), as for a key already in use; a thread waiting for its
+turn wakes up to ``WAKE_JITTER`` late, as a real one does (``simulator.fleet.LateWaker``);
+rates are measured from ``warmup`` to ``duration``.
 """
 
 from __future__ import annotations
