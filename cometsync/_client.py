@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -18,11 +18,12 @@ import requests
 from ._catalog import DEFAULT_CATALOG_TTL, CatalogCache, ModelInfo
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import OnAttempt, _make_options, _Shared, _with_max_retries
-from ._errors import APIError, APIStatusError, ConfigError, PoolTimeoutError
+from ._errors import APIError, ConfigError, PoolTimeoutError
 from ._flow import CallSpec, Send, Sleep, call_flow
 from ._metrics import log_attempt
 from ._policy import RetryPolicy
 from ._pricing import CostEstimate
+from ._redact import Redactor
 from ._stream import defer_success
 from ._stream_open import open_stream
 from ._transport import HTTPRequest, RequestsTransport, Transport
@@ -128,6 +129,8 @@ class Client:
         self._bind()
 
     def _bind(self) -> None:
+        # One redactor for every path (plain calls, streams, errors, attempts, logs).
+        self._redactor = Redactor(self._options.api_key)
         self.chat = Chat(self)
         self.models = Models(self)
         self._catalog = Catalog(self)
@@ -269,8 +272,7 @@ class Client:
 
     # -- the driver ------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        key = self._options.api_key
-        return text.replace(key, "[redacted]") if key and key in text else text
+        return self._redactor.text(text)
 
     def _headers(self, extra: Optional[Mapping[str, str]], auth: bool = True) -> Dict[str, str]:
         headers = {
@@ -356,18 +358,34 @@ class Client:
                         )
                     timeout = timeout.capped(left)
                 response = self._shared.transport.send(request, timeout)
+                # Scrubbed before anything reads it: errors quote (and cut) what the server sent.
+                response = self._scrubbed(response)
                 # Read a stream up to its first chunk here, so failures before it are retried.
-                return open_stream(response, action.model) if action.stream else response
+                if action.stream:
+                    return open_stream(response, action.model, self._redactor)
+                return response
         except APIError as error:
+            self._redactor.error(error)
             return error
 
+    def _scrubbed(self, response: Any) -> Any:
+        """The response with the key scrubbed from its headers and (unstreamed) body."""
+        redactor = self._redactor
+        headers = redactor.headers(response.headers)
+        if headers is not response.headers:
+            response.headers = headers
+        content = getattr(response, "content", b"")
+        if isinstance(content, bytes) and content:
+            clean = redactor.body(content)
+            if clean is not content:
+                response.content = clean
+                if getattr(response, "_payload", None) is not None:
+                    response._payload = None  # decoded from the unscrubbed body
+        return response
+
     def _scrub_error(self, error: APIError) -> None:
-        """Remove the key from an error a server may have echoed it into (message and body)."""
-        if error.args and isinstance(error.args[0], str):
-            error.args = (self._scrub(error.args[0]), *error.args[1:])
-        error.message = self._scrub(error.message)
-        if isinstance(error, APIStatusError):
-            error.body = _scrub_json(error.body, self._scrub)
+        """Remove the key from an error once more before it is raised (every text field)."""
+        self._redactor.error(error)
 
     def _url(self, path: str) -> str:
         # A flow path is relative to base_url, except an absolute URL: the catalog lives at
@@ -378,13 +396,3 @@ class Client:
 
     def _route(self, path: str) -> str:
         return urlsplit(self._options.base_url).path + path
-
-
-def _scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, dict):
-        return {k: _scrub_json(v, scrub) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub_json(v, scrub) for v in value]
-    return value

@@ -9,10 +9,12 @@ retry and fallback apply as for any call. Once the first chunk is in, the outcom
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterable, Iterator, Optional, Union
 
+from ._decode import loads
 from ._errors import APIError
 from ._policy import ResponseLike
+from ._redact import Redactor
 from ._sse import SKIP, ErrorEvent, ServerSentEvent, error_status, iter_events, parse_event
 from ._transport import Response
 from ._types import ChatCompletionChunk
@@ -51,7 +53,9 @@ class StreamStart(ResponseLike):
 Opened = Union[Response, StreamStart, APIError]
 
 
-def open_stream(response: Response, model: Optional[str]) -> Opened:
+def open_stream(
+    response: Response, model: Optional[str], redactor: Optional[Redactor] = None
+) -> Opened:
     """Read a streamed response up to its first chunk; the driver calls it after sending.
 
     Returns:
@@ -60,15 +64,18 @@ def open_stream(response: Response, model: Optional[str]) -> Opened:
         connection failed or stalled before it (retryable); a ``StreamStart`` with a
         ``problem`` for a malformed or empty stream; or, for an in-stream error event, a
         response with the status that event stands for (its own, else 500), so it is
-        retried or not exactly like that status.
+        retried or not exactly like that status. With ``redactor``, every event's data is
+        scrubbed of the key before it is parsed (and so before any error quotes it).
     """
     if not 200 <= response.status_code < 300:
         return response
     events = iter_events(response.iter_bytes())
+    if redactor is not None:
+        events = _scrubbed(events, redactor)
     problem: Optional[str] = None
     try:
         if "json" in str(response.headers.get("content-type", "")).lower():
-            raise ValueError(_not_a_stream(response))
+            raise ValueError(_not_a_stream(response, redactor))
         for event in events:
             chunk = parse_event(event, model or "")
             if chunk is SKIP:
@@ -93,10 +100,21 @@ def open_stream(response: Response, model: Optional[str]) -> Opened:
     return StreamStart(response, iter(()), None, problem)
 
 
-def _not_a_stream(response: Response) -> str:
-    body = b"".join(response.iter_bytes())[:200].decode("utf-8", "replace")
+def _scrubbed(events: Iterable[ServerSentEvent], redactor: Redactor) -> Iterator[ServerSentEvent]:
+    for event in events:
+        data = redactor.json_text(event.data)
+        if data is not event.data:
+            event = ServerSentEvent(data, event.event, event.id, event.retry)
+        yield event
+
+
+def _not_a_stream(response: Response, redactor: Optional[Redactor]) -> str:
+    raw = b"".join(response.iter_bytes())
+    if redactor is not None:
+        raw = redactor.body(raw)
+    body = raw[:200].decode("utf-8", "replace")
     try:
-        payload = json.loads(body)
+        payload = loads(body)
     except ValueError:
         payload = None
     if isinstance(payload, dict) and "error" in payload:

@@ -8,7 +8,6 @@ vocabulary whatever the transport.
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Mapping, Optional, Protocol
 
@@ -18,6 +17,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.util.retry import Retry
 
+from ._decode import loads
 from ._errors import APIConnectionError, APITimeoutError
 from ._policy import ResponseLike
 from ._types import Timeout
@@ -64,7 +64,7 @@ class Response(ResponseLike):
     def json(self) -> Any:
         if self._payload is not None:
             return self._payload
-        self._payload = json.loads(self.content)
+        self._payload = loads(self.content)
         return self._payload
 
     def iter_lines(self) -> Iterator[bytes]:
