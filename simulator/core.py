@@ -174,7 +174,7 @@ class Core:
         """
         route, _, query = path.partition("?")
         if route.startswith("/_sim/"):
-            return handle_admin(self, method, route, query, body, now)
+            return handle_admin(self, method, route, query, body, now, body_length=body_length)
         key = bearer(headers)
         length = body_length if body_length is not None else len(body)
         with self._lock:

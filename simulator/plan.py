@@ -13,7 +13,11 @@ from typing import Any, List, NamedTuple, Optional, Tuple
 
 from .scenario_types import Latency, ModelSpec, Step
 
-__all__ = ["Plan", "decide", "pace"]
+__all__ = ["MAX_WAIT_S", "Plan", "decide", "pace"]
+
+#: No planned wait is longer (a lognormal tail or a load factor could give any number, and a
+#: driver's ``Event.wait`` overflows past ~292 years).
+MAX_WAIT_S = 3600.0
 
 
 class Plan(NamedTuple):
@@ -71,7 +75,7 @@ def decide(
         latency_dist = spec.ttft
     else:
         latency_dist = spec.latency
-    return Plan(step, cause, slow, latency_dist.sample(rng) * slow)
+    return Plan(step, cause, slow, min(latency_dist.sample(rng) * slow, MAX_WAIT_S))
 
 
 def pace(
@@ -82,6 +86,11 @@ def pace(
     fixed = token.dist == "fixed"
     delay = token.ms / 1000.0 * slow
     return [
-        (0.0 if i == 0 or obj == "[DONE]" else (delay if fixed else token.sample(rng)), obj)
+        (
+            0.0
+            if i == 0 or obj == "[DONE]"
+            else min(delay if fixed else token.sample(rng), MAX_WAIT_S),
+            obj,
+        )
         for i, (_, obj) in enumerate(chunks)
     ]
