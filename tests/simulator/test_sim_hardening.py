@@ -228,3 +228,14 @@ def test_connections_past_the_bound_get_a_503_and_close(no_tracebacks: None) -> 
                 break
             time.sleep(0.02)
         assert status == 200
+
+
+def test_the_journal_keeps_each_request_tag() -> None:
+    """x-sim-tag (cut to 100 characters) labels a request's journal row; untagged rows: None."""
+    from simulator import Core
+
+    core = Core({"models": {"m1": {}}})
+    auth = {"authorization": f"Bearer {KEY}"}
+    for headers in ({**auth, "x-sim-tag": "input-7"}, {**auth, "x-sim-tag": "t" * 300}, auth):
+        core.finish(core.handle("POST", "/v1/chat/completions", headers, CHAT, 0.0), 0.0)
+    assert [row["tag"] for row in core.journal()] == ["input-7", "t" * 100, None]
