@@ -16,7 +16,9 @@ groups its attempts. Checked:
   the default protections: the retry budget ends ~1% of calls early at this fault rate);
 - no retry (nor fallback) after a 400, 401 or invalid_request;
 - no attempt on a model before the Retry-After of its previous 429 had passed;
-- threads, sockets and RSS of the client process before and after (no growth).
+- threads, sockets and RSS of the client process: before, at the end with the client open
+  (at most one thread and one socket per worker), after ``close()`` (back to before; RSS
+  within 64 MB).
 
 Exits 1 when a check fails. ``--quick`` (CI) runs 3,000 inputs with a 3 s outage.
 """
@@ -164,8 +166,11 @@ class SimProcess:
 Outcome = Tuple[Optional[str], int, Optional[str]]  # (model of a success, attempts, error class)
 
 
-def run(url: str, n: int, workers: int, seed: int) -> Tuple[List[Outcome], List[str], float]:
-    """Drive ``n`` inputs through map; per input (success model, attempts, error); problems."""
+def run(
+    url: str, n: int, workers: int, seed: int
+) -> Tuple[List[Outcome], List[str], float, Dict[str, float]]:
+    """Drive ``n`` inputs through map: per input (success model, attempts, error), problems,
+    seconds, and the process's threads/sockets/RSS at the end with the client still open."""
     client = cometsync.Client(
         api_key=KEY,
         base_url=url + "/v1",
@@ -188,7 +193,9 @@ def run(url: str, n: int, workers: int, seed: int) -> Tuple[List[Outcome], List[
             else:
                 attempts = len(getattr(item, "attempts", ()))
                 outcomes.append((None, attempts, type(item).__name__))
-    return outcomes, problems, time.monotonic() - started
+        seconds = time.monotonic() - started
+        still_open = measure()
+    return outcomes, problems, seconds, still_open
 
 
 def check_journal(
@@ -264,7 +271,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             )
         before = measure()
         sim.admin("/_sim/reset", b"{}")  # the outage starts 1 s from here
-        outcomes, found, seconds = run(sim.url, n, args.workers, args.seed)
+        outcomes, found, seconds, still_open = run(sim.url, n, args.workers, args.seed)
         problems += found
         after = measure()
         journal = sim.admin("/_sim/journal")
@@ -283,6 +290,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     rate = succeeded / max(1, n - expected_fail)
     if rate < SUCCESS_FLOOR:
         problems.append(f"success rate {rate:.4f} of the inputs that could succeed, too low")
+    if still_open["threads"] > before["threads"] + args.workers:
+        problems.append(f"{still_open['threads']} threads for {args.workers} workers")
+    if still_open["sockets"] > args.workers:
+        problems.append(f"{still_open['sockets']} sockets for {args.workers} workers")
     if after["threads"] > before["threads"]:
         problems.append(f"threads grew: {before['threads']} -> {after['threads']}")
     if before["sockets"] >= 0 and after["sockets"] > before["sockets"]:
@@ -305,7 +316,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "attempts_before_retry_after": counts["early_after_retry_after"],
         "retry_after_waits_checked": counts["retry_after_waits_checked"],
         "before": before,
-        "after": after,
+        "open_after_run": still_open,
+        "after_close": after,
         "problems": len(problems),
     }
     print(json.dumps(figures, indent=2))
