@@ -21,6 +21,7 @@ import string
 from typing import Any, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from ._decode import loads
+from ._policy import ResponseLike
 
 __all__ = ["FRAGMENT", "REDACTED", "Redactor"]
 
@@ -30,6 +31,7 @@ REDACTED = "[redacted]"
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 T = TypeVar("T")
+R = TypeVar("R", bound=ResponseLike)
 
 
 class Redactor:
@@ -168,6 +170,20 @@ class Redactor:
             if clean != decoded:
                 return json.dumps(clean)
         return scrubbed
+
+    def response(self, response: R) -> R:
+        """A response scrubbed in place: its headers and (unstreamed) body; returned."""
+        headers = self.headers(response.headers)
+        if headers is not response.headers:
+            response.headers = headers
+        content = getattr(response, "content", b"")
+        if isinstance(content, bytes) and content:
+            clean = self.body(content)
+            if clean is not content:
+                response.content = clean
+                if getattr(response, "_payload", None) is not None:
+                    response._payload = None  # type: ignore[attr-defined]  # decoded unscrubbed
+        return response
 
     def error(self, error: BaseException) -> None:
         """Scrub an error in place: args, message, body, headers, request id, partial text."""

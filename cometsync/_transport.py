@@ -117,6 +117,18 @@ class Response(ResponseLike):
             with contextlib.suppress(OSError):  # already closed: nothing to restore
                 sock.settimeout(before)
 
+    def set_read_timeout(self, seconds: float) -> None:
+        """From now on a socket read of this response waits at most ``seconds``.
+
+        A stream reads up to its first content chunk within the first-token budget, then
+        with the read timeout. Does nothing when the socket cannot be reached.
+        """
+        raw = getattr(self._raw, "raw", None)
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed: the next read says so
+                sock.settimeout(max(seconds, 1e-3))
+
     def close(self) -> None:
         """Give the connection back to the pool (idempotent)."""
         if self._raw is not None:

@@ -39,7 +39,8 @@ class Errors(logging.Handler):
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[Simulator]:
-    with Simulator({"models": {"m1": {}, "m2": {"script": [{"fault": "reset"}]}}}) as server:
+    models = {"m1": {}, "m2": {"script": [{"fault": "reset"}]}, "text-embedding-x": {}}
+    with Simulator({"models": models}) as server:
         yield server
 
 
@@ -145,9 +146,14 @@ CHAT = {
 }
 
 
+EMBED = {"model": "text-embedding-x", "input": ["a", "b"], "dimensions": 8}
+
+
 @st.composite
 def chat_bodies(draw: Any) -> bytes:
-    kind = draw(st.integers(0, 4))
+    kind = draw(st.integers(0, 5))
+    if kind == 5:
+        return json.dumps(replaced(EMBED, draw, st.one_of(ABSURD, json_values))).encode()
     if kind == 0:
         return draw(st.binary(max_size=100))
     if kind == 1:
@@ -159,6 +165,7 @@ def chat_bodies(draw: Any) -> bytes:
 
 TARGETS = [
     "/v1/chat/completions",
+    "/v1/embeddings",
     "/v1/models",
     "/v1/models/m1",
     "/api/models",
@@ -259,9 +266,10 @@ def test_any_bytes_get_a_response_or_a_clean_close(
 @given(body=chat_bodies(), stream=st.booleans())
 def test_any_chat_body_gets_a_planned_reply(body: bytes, stream: bool) -> None:
     """In process, any chat body is planned to a reply with a status or a fault, never raises."""
-    core = Core({"models": {"m1": {"token_ms": 1}}})
+    core = Core({"models": {"m1": {"token_ms": 1}, "text-embedding-x": {}}})
     headers = {"authorization": f"Bearer {KEY}"}
-    reply = core.handle("POST", "/v1/chat/completions", headers, body, 0.0)
+    route = "/v1/embeddings" if b"text-embedding-x" in body else "/v1/chat/completions"
+    reply = core.handle("POST", route, headers, body, 0.0)
     assert reply.status is None or 200 <= reply.status < 600
     if reply.status == 400:
         assert reply.payload["error"]["message"]
