@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, Dict, List, Mapping
 
 from .scenario_types import (
+    CONTEXT_LENGTH_EXCEEDED,
     FAULTS,
     STREAM_FAULTS,
     Fault,
@@ -155,9 +156,12 @@ def _step(value: Any, path: _Path, max_ms: float, extra: set[str] = set()) -> St
     fault = value.get("fault")
     if fault is not None and (not isinstance(fault, str) or fault not in FAULTS):
         raise ScenarioError(_join(path, "fault"), f"must be one of {', '.join(FAULTS)}")
-    if "status" not in value and fault is None:
+    code = value.get("code")
+    if "status" not in value and fault is None and code != CONTEXT_LENGTH_EXCEEDED:
         raise ScenarioError(path, "needs a status or a fault")
     status = _status(value["status"], _join(path, "status")) if "status" in value else 200
+    if code == CONTEXT_LENGTH_EXCEEDED and "status" not in value and fault is None:
+        status = 400  # the code alone says it: OpenAI answers it with a 400
     if fault == "html" and "status" not in value:
         status = 502
     after = value.get("after_chunks")
@@ -167,7 +171,6 @@ def _step(value: Any, path: _Path, max_ms: float, extra: set[str] = set()) -> St
         )
     ra = value.get("retry_after")
     ra_ms = value.get("retry_after_ms")
-    code = value.get("code")
     message = value.get("message")
     return Step(
         status=status,
@@ -240,9 +243,20 @@ def _load(value: Any, path: _Path) -> Load:
     return Load(**kwargs)
 
 
+def _bool(value: Any, path: _Path) -> bool:
+    if not isinstance(value, bool):
+        raise ScenarioError(path, f"must be true or false, got {_show(value)}")
+    return value
+
+
 def _model(model_id: str, value: Any, path: _Path, max_ms: float) -> ModelSpec:
     keys = {"latency_ms", "ttft_ms", "token_ms", "script", "faults", "outages", "pricing"}
-    obj = _obj(value, path, keys | {"load", "provider", "model_type", "dimensions"})
+    obj = _obj(
+        value,
+        path,
+        keys | {"load", "provider", "model_type", "dimensions", "prefill", "context_window"},
+    )
+    window = obj.get("context_window")
     ttft = _latency(obj["ttft_ms"], _join(path, "ttft_ms"), max_ms) if "ttft_ms" in obj else None
     model_type = _str(obj.get("model_type", _model_type(model_id)), _join(path, "model_type"))
     if model_type not in MODEL_TYPES:
@@ -270,6 +284,10 @@ def _model(model_id: str, value: Any, path: _Path, max_ms: float) -> ModelSpec:
         pricing=_pricing(obj.get("pricing", {}), _join(path, "pricing")),
         load=_load(obj["load"], _join(path, "load")) if "load" in obj else None,
         provider=_str(obj.get("provider", _provider(model_id)), _join(path, "provider")),
+        prefill=_bool(obj.get("prefill", True), _join(path, "prefill")),
+        context_window=None
+        if window is None
+        else _int(window, _join(path, "context_window"), lo=1),
         model_type=model_type,
         dimensions=_int(obj.get("dimensions", 1536), _join(path, "dimensions"), 1, 65536),
     )
