@@ -220,7 +220,7 @@ def _decode(response: ResponseLike) -> Any:
     try:
         return response.json()
     except (ValueError, RecursionError):  # RecursionError: a custom ResponseLike's own json()
-        return bytes(response.content).decode("utf-8", "replace")
+        return response.content.decode("utf-8", "replace")
 
 
 def classify(

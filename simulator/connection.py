@@ -158,10 +158,10 @@ class ConnectionHandler(socketserver.StreamRequestHandler):
         self._started = True
         deadline = time.monotonic() + self.header_timeout
         line = self.reader.readline(_MAX_LINE, deadline)
+        while line in (b"\r\n", b"\n"):  # tolerated before a request (RFC 9112 section 2.2),
+            line = self.reader.readline(_MAX_LINE, deadline)  # within the same deadline
         if not line:
             return False
-        if line in (b"\r\n", b"\n"):
-            return True  # tolerated between pipelined requests (RFC 9112 section 2.2)
         if len(line) > _MAX_LINE:
             self._protocol_error(414, "request line too long")
             return False

@@ -239,3 +239,17 @@ def test_the_journal_keeps_each_request_tag() -> None:
     for headers in ({**auth, "x-sim-tag": "input-7"}, {**auth, "x-sim-tag": "t" * 300}, auth):
         core.finish(core.handle("POST", "/v1/chat/completions", headers, CHAT, 0.0), 0.0)
     assert [row["tag"] for row in core.journal()] == ["input-7", "t" * 100, None]
+
+
+def test_blank_lines_do_not_restart_the_header_deadline(no_tracebacks: None) -> None:
+    """Blank lines every 0.05 s until 0.25 s: the 408 still comes at header_timeout (0.3 s)."""
+    with Simulator({"models": {"m1": {}}}, header_timeout=0.3) as sim:
+        with socket.create_connection((sim.host, sim.port), timeout=2) as sock:
+            started = time.monotonic()
+            while time.monotonic() - started < 0.25:
+                sock.sendall(b"\r\n")
+                time.sleep(0.05)
+            answer = read_all(sock, 1.0)
+            elapsed = time.monotonic() - started
+    assert status_of(answer)[0] == 408
+    assert elapsed < 0.7
