@@ -10,7 +10,8 @@ a request line or header line over 64 KiB (414/431), more than 100 header lines 
 headers in all (431), a Content-Length that is not ASCII digits (400) or above the body limit
 (413: the scenario's ``max_body_bytes``; the admin API has its own, ``ADMIN_MAX_BODY``), a
 request line and headers not received within ``header_timeout`` of their first byte (408).
-A kept-alive connection with no new request within ``idle_timeout`` is closed quietly.
+A kept-alive connection with no new request within ``idle_timeout`` is closed quietly, as is
+one whose declared body has not all arrived within ``idle_timeout``.
 """
 
 from __future__ import annotations
