@@ -43,6 +43,7 @@ from ._metrics import MetricsRecorder
 from ._policy import RetryPolicy, parse_retry_after
 from ._streaming import Stream, accumulate
 from ._transport import HTTPRequest, RequestsTransport, Response, Transport
+from ._transport_urllib3 import Urllib3Transport
 from ._types import (
     Attempt,
     ChatCompletion,
@@ -113,6 +114,7 @@ __all__ = [
     "Timeout",
     "Transport",
     "UnprocessableEntityError",
+    "Urllib3Transport",
     "Usage",
     "__version__",
     "accumulate",

@@ -59,6 +59,7 @@ from ._policy import ResponseLike, RetryPolicy
 from ._pool import failed_future, ordered_map
 from ._streaming import Stream, defer_success, open_stream, stream_spec
 from ._transport import HTTPRequest, RequestsTransport, Transport
+from ._transport_urllib3 import Urllib3Transport
 from ._types import Attempt, ChatCompletion, Model, Timeout, TimeoutLike
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
@@ -248,10 +249,10 @@ class Client:
             default_headers=default_headers or {},
         )
         owns = transport is None
-        if transport is None:
-            transport = RequestsTransport(
-                session, pool_maxsize=max_workers, base_url=self._options.base_url
-            )
+        if transport is None and session is not None:
+            transport = RequestsTransport(session)  # the caller's Session, used as given
+        elif transport is None:
+            transport = Urllib3Transport(max_workers, base_url=self._options.base_url)
         clock = clock or SYSTEM_CLOCK
         if guards is None:
             guards = (protections or Protections()).build(ceiling=max_workers, clock=clock)
