@@ -64,7 +64,10 @@ def translate(exc: BaseException) -> APIConnectionError:
             "no connection came free in time: every pooled connection is held (by open "
             "streams?); close streams you are done with, or raise max_workers"
         )
-    if isinstance(exc, (urllib3.exceptions.TimeoutError, socket.timeout)):
+    # NewConnectionError subclasses ConnectTimeoutError, yet a refusal is no timeout (requests
+    # draws the same line).
+    timed_out = isinstance(exc, (urllib3.exceptions.TimeoutError, socket.timeout))
+    if timed_out and not isinstance(exc, urllib3.exceptions.NewConnectionError):
         return APITimeoutError(f"timed out: {exc}")
     return APIConnectionError(f"connection failed: {type(exc).__name__}: {exc}")
 
