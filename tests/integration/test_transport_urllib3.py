@@ -47,7 +47,7 @@ def sse() -> Iterator[SSEServer]:
 
 def chunks(*texts: str) -> StreamReply:
     pieces = [(0.0, event({"choices": [{"index": 0, "delta": {"content": t}}]})) for t in texts]
-    return StreamReply(pieces + [(0.0, b"data: [DONE]\n\n")])
+    return StreamReply([*pieces, (0.0, b"data: [DONE]\n\n")])
 
 
 def test_a_plain_call_returns_the_body_and_reuses_one_connection(server: ScriptedServer) -> None:
@@ -294,7 +294,7 @@ def test_the_ca_bundle_comes_from_the_environment_in_requests_order(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
     assert Urllib3Transport(1, base_url="https://gw.example/v1").ca == str(bundle)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing.pem"))
-    with pytest.raises(cometsync.ConfigError, match="missing.pem"):
+    with pytest.raises(cometsync.ConfigError, match=r"missing\.pem"):
         Urllib3Transport(1, base_url="https://gw.example/v1")
 
 
