@@ -14,9 +14,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from cometsync._client import _parse_completion
 from cometsync._flow import CallSpec
 from cometsync._types import ChatCompletion, Timeout
+from cometsync.resources.chat import _parse_completion
 from simulator.core import Core
 from simulator.scenario import parse_scenario
 from simulator.virtual import CoreServer, Engine, Task

@@ -28,9 +28,9 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 from cometsync._clock import Clock
 from cometsync._errors import APIError
 from cometsync._flow import CallSpec, Outcome, Send, Sleep, call_flow
-from cometsync._guards import NO_GUARDS, Guards
 from cometsync._policy import ResponseLike, RetryPolicy, classify, parse_retry_after
 from cometsync._types import Timeout
+from cometsync.guards import NO_GUARDS, Guards
 from simulator.virtual import Flow
 
 __all__ = ["BASELINES", "FlowFactory", "Strategy", "cometsync_strategy"]
@@ -208,7 +208,7 @@ CEILING = 64
 
 def _protections() -> Tuple[Strategy, ...]:
     """cometsync as ``Client()`` runs it, the policy alone, and each protection alone."""
-    from cometsync._guards import AdaptiveLimiter, Cooldowns, Protections, RetryBudget
+    from cometsync.guards import AdaptiveLimiter, Cooldowns, Protections, RetryBudget
 
     def guarded(protections: Protections) -> Callable[[Clock], Guards]:
         return lambda clock: protections.build(ceiling=CEILING, clock=clock)

@@ -13,7 +13,7 @@ from ._backoff import (
     FullJitter,
     ScaledJitter,
 )
-from ._catalog import CostEstimate, ModelInfo, Pricing
+from ._catalog import ModelInfo, Pricing
 from ._client import DEFAULT_BASE_URL, Client, __version__
 from ._clock import Clock, SystemClock
 from ._errors import (
@@ -38,10 +38,10 @@ from ._errors import (
     RequestValidationError,
     UnprocessableEntityError,
 )
-from ._guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
 from ._metrics import MetricsRecorder
 from ._policy import RetryPolicy, parse_retry_after
-from ._streaming import Stream, accumulate
+from ._pricing import CostEstimate
+from ._stream import Stream, accumulate
 from ._transport import HTTPRequest, RequestsTransport, Response, Transport
 from ._transport_urllib3 import Urllib3Transport
 from ._types import (
@@ -56,6 +56,7 @@ from ._types import (
     Timeout,
     Usage,
 )
+from .guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
 
 __all__ = [
     "APIConnectionError",

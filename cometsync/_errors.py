@@ -30,10 +30,9 @@ Names follow openai-python so that ``except RateLimitError`` reads the same in b
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple, Type
+from typing import Any, Dict, Mapping, Optional, Tuple, Type
 
-if TYPE_CHECKING:
-    from ._types import Attempt
+from ._attempt import Attempt
 
 __all__ = [
     "APIConnectionError",

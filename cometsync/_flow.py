@@ -36,7 +36,6 @@ from typing import (
 
 from ._clock import Clock
 from ._errors import APIError, APITimeoutError, ModelCooldownError, PoolTimeoutError
-from ._guards import NO_GUARDS, Guards
 from ._policy import (
     Classification,
     ResponseLike,
@@ -47,6 +46,7 @@ from ._policy import (
     invalid_body,
 )
 from ._types import Attempt, Timeout
+from .guards import NO_GUARDS, Guards
 
 __all__ = ["Action", "CallSpec", "Outcome", "Send", "Sleep", "call_flow"]
 

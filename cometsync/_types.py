@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
+from ._attempt import Attempt
 from ._errors import ConfigError
 
 __all__ = [
@@ -69,82 +70,6 @@ class Timeout:
 
 
 TimeoutLike = Union[None, float, int, Tuple[float, float], Timeout]
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One HTTP attempt of a call, as recorded in ``.attempts`` and passed to ``on_attempt``.
-
-    Attributes:
-        model: the model the attempt asked for (None for routes without a model).
-        route: the request path, e.g. ``/v1/chat/completions``.
-        status: the HTTP status, or None when no response arrived.
-        latency: seconds from sending to the response (first chunk for streams).
-        attempt: 1-based number of this attempt on its model.
-        error: ``"ClassName: message"`` when the attempt failed, else None.
-        delay: seconds slept after this attempt before the next one, or None.
-        decision: ``success``, ``retry``, ``fallback`` or ``raise``.
-        reason: why, when the decision is not the obvious one (budget, deadline, cooldown...).
-        duration: for streams, seconds until the stream ended; else equal to ``latency``.
-    """
-
-    model: Optional[str]
-    route: str
-    status: Optional[int]
-    latency: float
-    attempt: int
-    error: Optional[str] = None
-    delay: Optional[float] = None
-    decision: str = "success"
-    reason: str = ""
-    duration: Optional[float] = None
-
-    @classmethod
-    def _record(
-        cls,
-        model: Optional[str],
-        route: str,
-        status: Optional[int],
-        latency: float,
-        attempt: int,
-        error: Optional[str],
-        delay: Optional[float],
-        decision: str,
-        reason: str,
-    ) -> Attempt:
-        """Build a record without the frozen ``__init__`` (ten ``object.__setattr__`` calls).
-
-        The flow makes one per attempt and the virtual-time engine runs millions of attempts;
-        the result is an ordinary, equal, still-frozen ``Attempt``.
-        """
-        record = object.__new__(cls)
-        record.__dict__.update(
-            model=model,
-            route=route,
-            status=status,
-            latency=latency,
-            attempt=attempt,
-            error=error,
-            delay=delay,
-            decision=decision,
-            reason=reason,
-            duration=None,
-        )
-        return record
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {
-            "model": self.model,
-            "route": self.route,
-            "status": self.status,
-            "latency": self.latency,
-            "attempt": self.attempt,
-            "error": self.error,
-            "delay": self.delay,
-            "decision": self.decision,
-            "reason": self.reason,
-            "duration": self.duration,
-        }
 
 
 class _Extras:

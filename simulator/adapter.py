@@ -20,9 +20,9 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
+from . import wire
 from .core import Core, Reply
 from .scenario import ScenarioLike
-from .server import _reason
 
 __all__ = ["SimulatorAdapter"]
 
@@ -229,7 +229,7 @@ class SimulatorAdapter(BaseAdapter):
             raise
         response = requests.Response()
         response.status_code = reply.status
-        response.reason = _reason(reply.status)
+        response.reason = wire.reason(reply.status)
         response.headers = CaseInsensitiveDict(reply.headers)
         if not reply.is_stream and "content-length" not in response.headers:
             response.headers["content-length"] = str(len(reply.body))

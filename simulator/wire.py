@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from http import HTTPStatus
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .scenario import ModelSpec, Scenario
+from .scenario_types import ModelSpec, Scenario
 
 __all__ = [
     "CREATED",
@@ -28,6 +29,7 @@ __all__ = [
     "generate_words",
     "models_catalog",
     "models_list",
+    "reason",
     "sse",
 ]
 
@@ -35,6 +37,15 @@ __all__ = [
 CREATED = 1767225600  # 2026-01-01T00:00:00Z
 ERROR_TYPE = "comet_api_error"
 FINGERPRINT = "fp_simulator"
+
+_REASONS: Dict[int, str] = {s.value: s.phrase for s in HTTPStatus}
+_REASONS[524] = "A Timeout Occurred"
+
+
+def reason(status: int) -> str:
+    """The HTTP reason phrase of a status (Cloudflare's 524 too), for both response drivers."""
+    return _REASONS.get(status, "Unknown")
+
 
 #: What a reverse proxy sends when its upstream fails: HTML, not JSON.
 HTML_502 = (

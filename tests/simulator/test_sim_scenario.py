@@ -1,4 +1,4 @@
-"""Scenario parsing, validation messages, presets and file loading (pure)."""
+"""Scenario parsing, validation messages and file loading (pure)."""
 
 from __future__ import annotations
 
@@ -105,24 +105,6 @@ def test_invalid_top_level_fields_are_named(data: Any, path: str) -> None:
     with pytest.raises(ScenarioError) as info:
         parse_scenario(data)
     assert info.value.path == path
-
-
-def test_every_preset_is_valid_and_priced() -> None:
-    """All six documented presets exist, and every model in them has a non-zero price."""
-    assert set(PRESETS) == {"healthy", "flaky", "rate-limited", "outage", "brownout", "storm"}
-    for scenario in PRESETS.values():
-        assert scenario.models
-        for spec in scenario.models.values():
-            assert spec.pricing.input > 0 and spec.pricing.output > 0
-
-
-def test_flaky_preset_fails_about_a_fifth_of_first_attempts() -> None:
-    """The flaky primary's fault rates add up to 15-25% of requests."""
-    from simulator import FLAKY_CHAIN
-
-    primary = PRESETS["flaky"].models[FLAKY_CHAIN[0]]
-    total = sum(f.rate for f in primary.faults)
-    assert 0.15 <= total <= 0.25
 
 
 def test_load_scenario_accepts_every_source_form(tmp_path: Path) -> None:

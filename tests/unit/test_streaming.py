@@ -26,7 +26,7 @@ from cometsync import (
     Stream,
     accumulate,
 )
-from cometsync._streaming import ServerSentEvent, SSEDecoder, iter_events, parse_event
+from cometsync._sse import ServerSentEvent, SSEDecoder, iter_events, parse_event
 from cometsync.testing import (
     DONE,
     FakeClock,

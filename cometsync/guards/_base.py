@@ -1,0 +1,75 @@
+"""The ``Guards`` seam the call flow consults, and helpers shared by the protections.
+
+The flow asks ``admit`` before trying a model, ``allow_retry`` before sleeping for a retry,
+and tells ``observe`` every classified outcome. Drivers wrap each send in ``slot`` (real
+threads) or pair ``try_acquire``/``release`` (a virtual clock, which must never block), so a
+limiter can bound what is in flight. Implementations are thread-safe and read time only from
+the ``now`` they are given (monotonic seconds) or from their injected clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from typing import Any, Dict, Iterator, Optional
+
+from .._errors import ConfigError
+from .._policy import Classification
+
+__all__ = ["NO_GUARDS", "Guards", "logger", "positive"]
+
+logger = logging.getLogger("cometsync")
+
+
+class Guards:
+    """The protections' interface; this base class protects nothing."""
+
+    def on_call(self, now: float) -> None:
+        """A new call starts (retry budgets count calls)."""
+
+    def admit(self, model: Optional[str], now: float) -> Optional[str]:
+        """None when ``model`` may be tried now, else the reason to skip it."""
+        return None
+
+    def ready_in(self, model: Optional[str], now: float) -> Optional[float]:
+        """Seconds until ``admit`` may accept ``model`` again; None when it cannot tell."""
+        return None
+
+    def allow_retry(self, model: Optional[str], now: float) -> bool:
+        """Whether a retry may be spent now; called only when the policy wants one."""
+        return True
+
+    def observe(self, model: Optional[str], verdict: Classification, now: float) -> None:
+        """Learn from an attempt's outcome."""
+
+    def try_acquire(self, model: Optional[str], now: float) -> bool:
+        """Take an in-flight slot for ``model`` if one is free now (never blocks)."""
+        return True
+
+    def acquire_in(self, model: Optional[str], now: float) -> Optional[float]:
+        """After a refused ``try_acquire``: seconds until pacing allows one, None: a release."""
+        return None
+
+    def release(self, model: Optional[str], now: float) -> None:
+        """Give back a slot taken by ``try_acquire``."""
+
+    @contextlib.contextmanager
+    def slot(self, model: Optional[str], timeout: Optional[float] = None) -> Iterator[None]:
+        """Hold an in-flight slot for ``model`` while one request is sent (real threads only)."""
+        yield
+
+    def stats(self) -> Dict[str, Any]:
+        """A snapshot of the protections' state (plain data)."""
+        return {}
+
+
+NO_GUARDS = Guards()
+
+
+def positive(owner: str, name: str, value: Any, *, zero: bool = False) -> None:
+    """Refuse a setting that is not a finite number > 0 (>= 0 with ``zero``), naming it."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not zero):
+        bound = ">= 0" if zero else "> 0"
+        raise ConfigError(f"{owner}.{name} must be a finite number {bound}, got {value!r}")

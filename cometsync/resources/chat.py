@@ -1,0 +1,223 @@
+"""``client.chat.completions``: create, submit and map chat completions."""
+
+from __future__ import annotations
+
+import dataclasses
+from concurrent.futures import Future
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    Iterable,
+    Iterator,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Union,
+    overload,
+)
+
+from .._errors import RequestTypeError, RequestValidationError
+from .._flow import CallSpec
+from .._policy import ResponseLike
+from .._pool import failed_future, ordered_map
+from .._stream import Stream, stream_spec
+from .._types import Attempt, ChatCompletion, Timeout, TimeoutLike
+from .._validate import (
+    _chain,
+    _check_json,
+    _check_model_list,
+    _check_stream_fields,
+    _refuse_client_settings,
+    _refuse_stream,
+    _validate_messages,
+)
+
+if TYPE_CHECKING:
+    from .._client import Client
+
+__all__ = ["Chat", "Completions"]
+
+
+def _parse_completion(response: ResponseLike, model: Optional[str]) -> ChatCompletion:
+    return ChatCompletion.from_dict(response.json(), requested_model=model or "")
+
+
+def _attach(result: ChatCompletion, attempts: Sequence[Attempt]) -> ChatCompletion:
+    return dataclasses.replace(result, attempts=tuple(attempts))
+
+
+class Completions:
+    """``client.chat.completions``."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        fallback_models: Optional[Sequence[str]] = None,
+        stream: Literal[False] = False,
+        timeout: TimeoutLike = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        **params: Any,
+    ) -> ChatCompletion: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        fallback_models: Optional[Sequence[str]] = None,
+        stream: Literal[True],
+        timeout: TimeoutLike = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        **params: Any,
+    ) -> Stream: ...
+
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        fallback_models: Optional[Sequence[str]] = None,
+        stream: bool = False,
+        timeout: TimeoutLike = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        **params: Any,
+    ) -> Union[ChatCompletion, Stream]:
+        """Create a chat completion, retrying and falling back as the client's policy says.
+
+        Args:
+            model: the model to try first.
+            messages: the conversation, OpenAI format.
+            fallback_models: replaces the client's chain for this call; never sent.
+            stream: True returns a ``Stream`` of chunks; retry and fallback apply until its
+                first chunk arrives, after which a failure raises ``APIStreamError``.
+            timeout: per-attempt timeout for this call.
+            extra_headers: headers added to this call's requests.
+            extra_body: fields merged into the JSON body as they are.
+            **params: every other OpenAI chat parameter, passed through unchanged.
+
+        Raises:
+            TypeError, RequestValidationError: the request cannot be valid (nothing sent).
+            APIError: the chain failed; the last error, with ``.attempts``.
+        """
+        client = self._client
+        _refuse_client_settings(params)
+        fallback = (
+            client._options.fallback_models
+            if fallback_models is None
+            else _check_model_list(fallback_models, "fallback_models")
+        )
+        chain = _chain(model, fallback)
+        _validate_messages(messages)
+        if not isinstance(stream, bool):
+            raise RequestTypeError(f"stream must be True or False, got {stream!r}")
+        body: Dict[str, Any] = {"messages": list(messages), **params}
+        if extra_body:
+            body.update(extra_body)
+        body.pop("model", None)
+        _check_stream_fields(body, stream)
+        _check_json(body)
+        per_call_timeout = None if timeout is None else Timeout.coerce(timeout)
+        if stream:
+            stream_call = stream_spec(
+                client._route("/chat/completions"),
+                body,
+                clock=client._shared.clock,
+                emit=client._on_attempt,
+                scrub=client._scrub,
+            )
+            headers = {"Accept": "text/event-stream", **(extra_headers or {})}
+            return client._call(stream_call, chain, timeout=per_call_timeout, extra_headers=headers)
+        spec: CallSpec[ChatCompletion] = CallSpec(
+            method="POST",
+            path="/chat/completions",
+            route=client._route("/chat/completions"),
+            parse=_parse_completion,
+            body=body,
+            attach=_attach,
+        )
+        result = client._call(
+            spec,
+            chain,
+            timeout=per_call_timeout,
+            extra_headers=extra_headers,
+        )
+        return client._price(result, chain)
+
+    def submit(self, **create_kwargs: Any) -> Future[ChatCompletion]:
+        """Run ``create(**create_kwargs)`` on the client's bounded thread pool.
+
+        Returns:
+            A future of the ChatCompletion; every failure of the call, including a request
+            that cannot be valid, is raised by ``future.result()``.
+
+        Raises:
+            RequestValidationError: ``stream=True`` (a stream belongs to the thread reading it).
+            RuntimeError: the client is closed.
+        """
+        _refuse_stream(create_kwargs, "submit")
+        return self._client._shared.pool().submit(self._run, create_kwargs)
+
+    def map(
+        self, requests: Iterable[Mapping[str, Any]], *, return_exceptions: bool = False
+    ) -> Iterator[Union[ChatCompletion, BaseException]]:
+        """Run many ``create`` calls on the thread pool; yield their results in input order.
+
+        ``requests`` is read lazily, at most twice ``max_workers`` items ahead of what has been
+        yielded, so an endless generator runs in bounded memory and no worker idles behind
+        one slow request. An item that is not a valid request (not a dict, no ``model``,
+        ``stream=True``) fails alone, like an item whose call failed.
+
+        Args:
+            requests: ``create`` keyword dicts.
+            return_exceptions: yield a failed item's exception in its place.
+
+        Raises:
+            BaseException: without ``return_exceptions``, the first failure in input order,
+                after cancelling every item not yet started. On KeyboardInterrupt, or when
+                you stop iterating, the items not yet started are cancelled.
+        """
+        pool = self._client._shared.pool()
+
+        def start(item: Any) -> Future[ChatCompletion]:
+            if not isinstance(item, Mapping):
+                return failed_future(
+                    TypeError(
+                        f"each request must be a dict of create() arguments, "
+                        f"got {type(item).__name__}"
+                    )
+                )
+            try:
+                _refuse_stream(item, "map")
+            except RequestValidationError as exc:
+                return failed_future(exc)
+            return pool.submit(self._run, item)
+
+        return ordered_map(
+            start,
+            requests,
+            window=2 * self._client.max_workers,
+            return_exceptions=return_exceptions,
+        )
+
+    def _run(self, kwargs: Mapping[str, Any]) -> ChatCompletion:
+        result: ChatCompletion = self.create(**kwargs)  # stream=True was refused before
+        return result
+
+
+class Chat:
+    """``client.chat``."""
+
+    def __init__(self, client: Client) -> None:
+        self.completions = Completions(client)

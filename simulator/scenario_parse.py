@@ -1,0 +1,268 @@
+"""Scenario validation: plain data (decoded JSON or TOML) in, a frozen Scenario out.
+
+Every key is checked and the offending field path is named
+(``models.m1.faults[2].rate: must be between 0 and 1``) because a typo in a fault scenario
+otherwise silently produces a healthy server and a green test that proves nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from types import MappingProxyType
+from typing import Any, Dict, List, Mapping
+
+from .scenario_types import (
+    FAULTS,
+    STREAM_FAULTS,
+    Fault,
+    Latency,
+    Load,
+    ModelSpec,
+    Outage,
+    Pricing,
+    RateLimits,
+    Scenario,
+    ScenarioError,
+    Step,
+)
+
+__all__ = ["parse_scenario"]
+
+
+_Path = str
+_STEP_KEYS = {
+    "status",
+    "retry_after",
+    "retry_after_ms",
+    "code",
+    "message",
+    "fault",
+    "latency_ms",
+    "after_chunks",
+}
+
+
+def _obj(value: Any, path: _Path, allowed: set[str]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ScenarioError(path, f"must be an object, got {type(value).__name__}")
+    for key in value:
+        if key not in allowed:
+            raise ScenarioError(
+                _join(path, str(key)), f"unknown key (expected one of {', '.join(sorted(allowed))})"
+            )
+    return value
+
+
+def _join(path: _Path, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _num(value: Any, path: _Path, lo: float = 0.0, hi: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScenarioError(path, f"must be a number, got {value!r}")
+    if not (lo <= value <= hi) or math.isnan(value):
+        if hi == math.inf:
+            raise ScenarioError(path, f"must be at least {lo:g}, got {value!r}")
+        raise ScenarioError(path, f"must be between {lo:g} and {hi:g}, got {value!r}")
+    return float(value)
+
+
+def _int(value: Any, path: _Path, lo: int = 0, hi: int = 2**63) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ScenarioError(path, f"must be an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise ScenarioError(path, f"must be between {lo} and {hi}, got {value!r}")
+    return value
+
+
+def _str(value: Any, path: _Path) -> str:
+    if not isinstance(value, str) or not value:
+        raise ScenarioError(path, f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _status(value: Any, path: _Path) -> int:
+    return _int(value, path, 200, 599)
+
+
+def _list(value: Any, path: _Path) -> List[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise ScenarioError(path, f"must be a list, got {type(value).__name__}")
+    return list(value)
+
+
+def _latency(value: Any, path: _Path) -> Latency:
+    if not isinstance(value, Mapping):
+        return Latency(ms=_num(value, path))
+    dist = value.get("dist", "fixed")
+    if dist == "fixed":
+        _obj(value, path, {"dist", "ms"})
+        return Latency(ms=_num(value.get("ms", 0), _join(path, "ms")))
+    if dist == "uniform":
+        _obj(value, path, {"dist", "low", "high"})
+        low = _num(value.get("low", 0), _join(path, "low"))
+        high = _num(value.get("high", low), _join(path, "high"), lo=low)
+        return Latency(dist="uniform", low=low, high=high)
+    if dist == "lognormal":
+        _obj(value, path, {"dist", "median", "sigma"})
+        if "median" not in value:
+            raise ScenarioError(_join(path, "median"), "is required for a lognormal distribution")
+        median = _num(value["median"], _join(path, "median"))
+        sigma = _num(value.get("sigma", 0.5), _join(path, "sigma"), hi=5.0)
+        return Latency(dist="lognormal", median=median, sigma=sigma)
+    raise ScenarioError(_join(path, "dist"), f"must be fixed, uniform or lognormal, got {dist!r}")
+
+
+def _step(value: Any, path: _Path, extra: set[str] = set()) -> Step:  # noqa: B006 (read-only)
+    if not isinstance(value, Mapping):
+        return Step(status=_status(value, path))
+    _obj(value, path, _STEP_KEYS | extra)
+    fault = value.get("fault")
+    if fault is not None and fault not in FAULTS:
+        raise ScenarioError(_join(path, "fault"), f"must be one of {', '.join(FAULTS)}")
+    if "status" not in value and fault is None:
+        raise ScenarioError(path, "needs a status or a fault")
+    status = _status(value["status"], _join(path, "status")) if "status" in value else 200
+    if fault == "html" and "status" not in value:
+        status = 502
+    after = value.get("after_chunks")
+    if after is not None and fault not in STREAM_FAULTS:
+        raise ScenarioError(
+            _join(path, "after_chunks"), f"applies only to the faults {', '.join(STREAM_FAULTS)}"
+        )
+    ra = value.get("retry_after")
+    ra_ms = value.get("retry_after_ms")
+    code = value.get("code")
+    message = value.get("message")
+    return Step(
+        status=status,
+        retry_after=None if ra is None else _num(ra, _join(path, "retry_after")),
+        retry_after_ms=None if ra_ms is None else _num(ra_ms, _join(path, "retry_after_ms")),
+        code=None if code is None else _str(code, _join(path, "code")),
+        message=None if message is None else _str(message, _join(path, "message")),
+        fault=fault,
+        latency=_latency(value["latency_ms"], _join(path, "latency_ms"))
+        if "latency_ms" in value
+        else None,
+        after_chunks=None if after is None else _int(after, _join(path, "after_chunks")),
+    )
+
+
+def _fault(value: Any, path: _Path) -> Fault:
+    obj = _obj(value, path, _STEP_KEYS | {"rate"})
+    if "rate" not in obj:
+        raise ScenarioError(_join(path, "rate"), "is required")
+    rate = _num(obj["rate"], _join(path, "rate"), hi=1.0)
+    return Fault(rate=rate, step=_step({k: v for k, v in obj.items() if k != "rate"}, path))
+
+
+def _outage(value: Any, path: _Path) -> Outage:
+    obj = _obj(value, path, _STEP_KEYS | {"start", "end"})
+    for key in ("start", "end"):
+        if key not in obj:
+            raise ScenarioError(_join(path, key), "is required")
+    start = _num(obj["start"], _join(path, "start"))
+    end = _num(obj["end"], _join(path, "end"), lo=start)
+    rest = {k: v for k, v in obj.items() if k not in ("start", "end")}
+    rest.setdefault("status", 503)
+    return Outage(start=start, end=end, step=_step(rest, path))
+
+
+def _pricing(value: Any, path: _Path) -> Pricing:
+    obj = _obj(value, path, {"input", "output", "per_request", "per_second", "currency"})
+    kwargs: Dict[str, Any] = {
+        k: _num(obj[k], _join(path, k))
+        for k in ("input", "output", "per_request", "per_second")
+        if k in obj
+    }
+    if "currency" in obj:
+        kwargs["currency"] = _str(obj["currency"], _join(path, "currency"))
+    return Pricing(**kwargs)
+
+
+def _load(value: Any, path: _Path) -> Load:
+    keys = {"capacity", "latency_slope", "failure_slope", "max_failure", "status", "retry_after"}
+    obj = _obj(value, path, keys)
+    if "capacity" not in obj:
+        raise ScenarioError(_join(path, "capacity"), "is required")
+    kwargs: Dict[str, Any] = {"capacity": _int(obj["capacity"], _join(path, "capacity"), lo=1)}
+    for key in ("latency_slope", "failure_slope"):
+        if key in obj:
+            kwargs[key] = _num(obj[key], _join(path, key))
+    if "max_failure" in obj:
+        kwargs["max_failure"] = _num(obj["max_failure"], _join(path, "max_failure"), hi=1.0)
+    if "status" in obj:
+        kwargs["status"] = _status(obj["status"], _join(path, "status"))
+    if "retry_after" in obj:
+        kwargs["retry_after"] = _num(obj["retry_after"], _join(path, "retry_after"))
+    return Load(**kwargs)
+
+
+def _model(model_id: str, value: Any, path: _Path) -> ModelSpec:
+    keys = {"latency_ms", "ttft_ms", "token_ms", "script", "faults", "outages", "pricing"}
+    obj = _obj(value, path, keys | {"load", "provider"})
+    return ModelSpec(
+        id=model_id,
+        latency=_latency(obj.get("latency_ms", 0), _join(path, "latency_ms")),
+        ttft=_latency(obj["ttft_ms"], _join(path, "ttft_ms")) if "ttft_ms" in obj else None,
+        token=_latency(obj.get("token_ms", 0), _join(path, "token_ms")),
+        script=tuple(
+            _step(v, f"{path}.script[{i}]")
+            for i, v in enumerate(_list(obj.get("script", []), _join(path, "script")))
+        ),
+        faults=tuple(
+            _fault(v, f"{path}.faults[{i}]")
+            for i, v in enumerate(_list(obj.get("faults", []), _join(path, "faults")))
+        ),
+        outages=tuple(
+            _outage(v, f"{path}.outages[{i}]")
+            for i, v in enumerate(_list(obj.get("outages", []), _join(path, "outages")))
+        ),
+        pricing=_pricing(obj.get("pricing", {}), _join(path, "pricing")),
+        load=_load(obj["load"], _join(path, "load")) if "load" in obj else None,
+        provider=_str(obj.get("provider", _provider(model_id)), _join(path, "provider")),
+    )
+
+
+def _provider(model_id: str) -> str:
+    """A plausible provider name for the catalog, guessed from the model id."""
+    for prefix, provider in (
+        ("claude", "anthropic"),
+        ("gemini", "google"),
+        ("deepseek", "deepseek"),
+        ("llama", "meta"),
+        ("mistral", "mistral"),
+        ("qwen", "alibaba"),
+    ):
+        if model_id.startswith(prefix):
+            return provider
+    return "openai"
+
+
+def parse_scenario(data: Any) -> Scenario:
+    """Build a Scenario from plain data (decoded JSON or TOML); raise ScenarioError if invalid."""
+    obj = _obj(data, "", {"seed", "models", "rate_limits", "max_body_bytes", "hang_s"})
+    models_obj = obj.get("models", {})
+    if not isinstance(models_obj, Mapping):
+        raise ScenarioError("models", f"must be an object, got {type(models_obj).__name__}")
+    if not models_obj:
+        raise ScenarioError("models", "must define at least one model")
+    models: Dict[str, ModelSpec] = {}
+    for model_id, spec in models_obj.items():
+        models[_str(model_id, "models")] = _model(model_id, spec, f"models.{model_id}")
+    rl = _obj(obj.get("rate_limits", {}), "rate_limits", {"rpm", "tpm", "concurrency"})
+    limits = RateLimits(
+        **{k: _int(v, f"rate_limits.{k}", lo=1) for k, v in rl.items() if v is not None}
+    )
+    kwargs: Dict[str, Any] = {}
+    if "max_body_bytes" in obj:
+        kwargs["max_body_bytes"] = _int(obj["max_body_bytes"], "max_body_bytes", lo=1)
+    if "hang_s" in obj:
+        kwargs["hang_s"] = _num(obj["hang_s"], "hang_s")
+    seed = obj.get("seed")
+    return Scenario(
+        models=MappingProxyType(models),
+        seed=None if seed is None else _int(seed, "seed", lo=-(2**63)),
+        rate_limits=limits,
+        **kwargs,
+    )
