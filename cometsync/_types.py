@@ -219,7 +219,7 @@ class ChatCompletion(_Extras):
             raise ValueError("the body has no 'choices' list")
         choices = tuple(Choice.from_dict(c, i) for i, c in enumerate(choices_raw))
         usage = Usage.from_dict(raw.get("usage"))
-        raw["usage"] = usage.to_dict()
+        raw["usage"] = usage._raw  # shared, not copied: neither is ever changed, to_dict copies
         return cls(
             **_head(raw, requested_model, "chat.completion"),
             choices=choices,

@@ -158,10 +158,13 @@ def _refuse_client_settings(params: Mapping[str, Any]) -> None:
             raise RequestTypeError("create() got fallback_model=; did you mean fallback_models=?")
 
 
+_STRICT = json.JSONEncoder(allow_nan=False)  # made once: json.dumps(allow_nan=...) makes one a call
+
+
 def _check_json(body: Mapping[str, Any]) -> None:
     """The body must be strict JSON (no NaN/Infinity); name the parameter that is not."""
     try:
-        json.dumps(body, allow_nan=False)
+        _STRICT.encode(body)
     except (TypeError, ValueError):
         for key, value in body.items():
             try:
