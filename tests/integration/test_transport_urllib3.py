@@ -306,3 +306,36 @@ def test_iter_lines_splits_across_pieces(sse: SSEServer) -> None:
     assert list(response.iter_lines()) == [b"data: ab", b"", b"data: c", b""]
     response.close()
     transport.close()
+
+
+class _RecordingSocket:
+    """Stands in for a connected socket and keeps what each sendall() was given."""
+
+    def __init__(self) -> None:
+        self.writes: List[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def settimeout(self, value: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("size", "writes"), [(2, 1), (70_000, 2)])
+def test_a_request_with_a_small_body_is_written_in_one_piece(size: int, writes: int) -> None:
+    """Head and body leave in one write (the same bytes); a body over 64 KiB is written apart."""
+    from cometsync._transport_urllib3 import _Connection
+
+    conn = _Connection("127.0.0.1", 9)
+    sock = _RecordingSocket()
+    conn.sock = sock  # type: ignore[assignment]
+    body = b"x" * size
+    conn.request("POST", "/v1/chat/completions", body, {"Authorization": f"Bearer {KEY}"})
+    assert len(sock.writes) == writes
+    sent = b"".join(sock.writes)
+    assert sent.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+    assert sent.endswith(b"\r\n\r\n" + body)
+    assert f"Content-Length: {size}".encode() in sent
