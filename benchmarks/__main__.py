@@ -138,6 +138,9 @@ def _throughput(args: argparse.Namespace) -> int:
             [[r["client"], r["calls_per_s"], r["min"], r["max"], r["vs_cometsync"]] for r in rows],
         )
     )
+    print("medians of this run" + ("" if args.workers == 1 else " (targets are for 1 thread)"))
+    for line in throughput.verdict(rows):
+        print("  " + line)
     if args.json:
         write_json(args.json, rows)
     return 0

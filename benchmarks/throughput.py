@@ -17,13 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-__all__ = ["measure", "simulator_process"]
+__all__ = ["TARGETS", "measure", "simulator_process", "verdict"]
 
 MODEL = "gpt-4o-mini"
 KEY = "sk-bench-throughput"
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 
 Caller = Callable[[], Any]
+
+#: Issue 16's targets, single-threaded: cometsync's calls/s at least this many times each peer's.
+TARGETS = {"urllib3": 0.8, "requests": 1.3, "openai": 2.0}
 
 
 class simulator_process:
@@ -158,6 +161,21 @@ def measure(
             "min": round(min(values), 1),
             "max": round(max(values), 1),
             "vs_cometsync": round(statistics.median(values) / ours, 3),
+            "cometsync_x": round(ours / statistics.median(values), 3),
         }
         for name, values in rates.items()
     ]
+
+
+def verdict(rows: List[Dict[str, Any]]) -> List[str]:
+    """One line per peer: cometsync's rate as a multiple of its rate, against the target."""
+    lines = []
+    for row in rows:
+        target = TARGETS.get(row["client"])
+        if target is None:
+            continue
+        mark = "met" if row["cometsync_x"] >= target else "MISSED"
+        lines.append(
+            f"cometsync = {row['cometsync_x']:.2f}x {row['client']} (target >= {target:g}x: {mark})"
+        )
+    return lines
