@@ -2,7 +2,8 @@
 
 Scenarios: ``brooker`` (Brooker's backoff experiment), ``gateway``, ``outage`` and ``overload``
 (retry strategies against the simulator's fault model, in virtual time), ``throughput`` (per-call
-speed against peers over loopback sockets). ``python -m benchmarks SCENARIO --help`` for options.
+speed against peers over loopback sockets), ``first-token`` (what a first-token limit costs on
+slow-but-healthy streams). ``python -m benchmarks SCENARIO --help`` for options.
 """
 
 from __future__ import annotations
@@ -146,6 +147,24 @@ def _throughput(args: argparse.Namespace) -> int:
     return 0
 
 
+def _first_token(args: argparse.Namespace) -> int:
+    from . import first_token
+
+    calls = args.calls or (20 if args.quick else 60)
+    budgets = first_token.BUDGETS if not args.quick else (None, 10.0)
+    rows = first_token.measure(
+        calls=calls, threads=args.threads, scale=args.scale, seed=int(args.seed), budgets=budgets
+    )
+    print(
+        f"first-token limits on slow-but-healthy models: {calls} streams per row over loopback, "
+        f"{args.threads} threads, times scaled by {args.scale:g} (shown unscaled)"
+    )
+    print(first_token.table(rows))
+    if args.json:
+        write_json(args.json, rows)
+    return 0
+
+
 def _headline(rows: List[Dict[str, Any]]) -> None:
     points = {(r["clients"], r["strategy"]): r["calls"] for r in rows}
     for n in sorted({r["clients"] for r in rows}):
@@ -195,6 +214,14 @@ def _parser() -> argparse.ArgumentParser:
             help="processes (default: up to 2); results do not depend on it",
         )
         f.set_defaults(run=_fault)
+    ft = sub.add_parser("first-token", help="what a first-token limit costs on slow models")
+    _common(ft)
+    ft.add_argument("--calls", type=_positive, help="streams per row (default 60)")
+    ft.add_argument("--threads", type=_positive, default=8, help="concurrent streams (default 8)")
+    ft.add_argument(
+        "--scale", type=float, default=0.05, help="time scale (default 0.05: 3 s runs as 0.15 s)"
+    )
+    ft.set_defaults(run=_first_token)
     t = sub.add_parser("throughput", help="per-call throughput vs requests, urllib3, openai")
     t.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     t.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")

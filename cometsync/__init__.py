@@ -16,6 +16,7 @@ from ._backoff import (
 from ._catalog import ModelInfo, Pricing
 from ._client import DEFAULT_BASE_URL, Client, __version__
 from ._clock import Clock, SystemClock
+from ._embedding_types import CreateEmbeddingResponse, Embedding, EmbeddingUsage, SyncPage
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -41,6 +42,7 @@ from ._errors import (
 from ._metrics import MetricsRecorder
 from ._policy import RetryPolicy, parse_retry_after
 from ._pricing import CostEstimate
+from ._raw import RawResponse
 from ._stream import Stream, accumulate
 from ._transport import HTTPRequest, RequestsTransport, Response, Transport
 from ._transport_urllib3 import Urllib3Transport
@@ -84,8 +86,11 @@ __all__ = [
     "Constant",
     "Cooldowns",
     "CostEstimate",
+    "CreateEmbeddingResponse",
     "DEFAULT_BASE_URL",
     "DecorrelatedJitter",
+    "Embedding",
+    "EmbeddingUsage",
     "EqualJitter",
     "Exponential",
     "FullJitter",
@@ -103,6 +108,7 @@ __all__ = [
     "Protections",
     "ProtectiveGuards",
     "RateLimitError",
+    "RawResponse",
     "RequestTypeError",
     "RequestValidationError",
     "RequestsTransport",
@@ -111,6 +117,7 @@ __all__ = [
     "RetryPolicy",
     "ScaledJitter",
     "Stream",
+    "SyncPage",
     "SystemClock",
     "Timeout",
     "Transport",

@@ -1,7 +1,8 @@
 """The batch runner behind ``cometsync batch``: JSONL in, one JSONL result per line out.
 
 Input lines use the OpenAI batch format, ``{"custom_id": ..., "body": {chat request}}``
-(``method`` and ``url``, when present, must be ``POST`` and a ``/chat/completions`` URL).
+(``method`` and ``url``, when present, must be ``POST`` and a ``/chat/completions`` URL), or
+``{"custom_id", "url": "/v1/embeddings", "body": {embedding request}}``; one file may mix them.
 Output lines are ``{"custom_id", "response", "error"}``, written and flushed one by one as
 requests finish, so an interrupted run keeps every finished line and ``resume`` continues it.
 
@@ -15,7 +16,10 @@ Decisions:
 - a duplicate ``custom_id`` (its second and later lines) is reported with its line number,
   counted as a failure, and NOT written: the output keeps each ``custom_id`` once, so joins
   and ``--resume`` stay unambiguous;
-- the body's ``model`` wins; the default model fills in lines without one;
+- the body's ``model`` wins; the default model fills in lines without one (embedding lines
+  too: give embedding lines their model when the default is a chat model);
+- embedding lines never fall back to the client's chat fallback models (vectors of two models
+  are not comparable); a line's own ``fallback_models`` is not read either;
 - resume skips every ``custom_id`` already in the output, failures included.
 """
 
@@ -35,7 +39,6 @@ from typing import (
     Iterable,
     Iterator,
     List,
-    Mapping,
     Optional,
     Set,
     TextIO,
@@ -43,8 +46,11 @@ from typing import (
     Union,
 )
 
+from ._batch_lines import BatchLine, custom_id_of, parse_line
 from ._client import Client
+from ._embedding_types import CreateEmbeddingResponse
 from ._errors import APIError, APIStatusError, CometError, RequestValidationError
+from ._pool import ordered_map
 from ._types import Attempt, ChatCompletion
 
 __all__ = [
@@ -63,75 +69,6 @@ DUPLICATE = "duplicate_custom_id"
 
 class BatchFileError(CometError, ValueError):
     """An input or output file the batch cannot use (missing, corrupt in the middle, ...)."""
-
-
-@dataclass(frozen=True)
-class BatchLine:
-    """One non-blank input line: its request (``create`` keywords) or why it is malformed."""
-
-    line: int
-    custom_id: str
-    request: Optional[Dict[str, Any]] = None
-    error: Optional[str] = None
-
-
-def _custom_id(data: Mapping[str, Any], line: int) -> Tuple[str, Optional[str]]:
-    value = data.get("custom_id")
-    if value is None:
-        return f"line-{line}", None
-    if not isinstance(value, str) or not value.strip():
-        return f"line-{line}", f"custom_id must be a non-empty string, got {value!r}"[:200]
-    return value, None
-
-
-def _check_line(data: Any, default_model: Optional[str]) -> Union[Dict[str, Any], str]:
-    """The ``create`` keywords of a decoded line, or the problem with it."""
-    if not isinstance(data, dict):
-        return f"expected a JSON object, got {type(data).__name__}"
-    method = data.get("method", "POST")
-    if method != "POST":
-        return f"method must be POST, got {method!r}"[:200]
-    url = data.get("url", "/v1/chat/completions")
-    if not isinstance(url, str) or not url.rstrip("/").endswith("/chat/completions"):
-        return f"only /v1/chat/completions is supported, got url {url!r}"[:200]
-    body = data.get("body")
-    if not isinstance(body, dict):
-        return "'body' must be a JSON object (the chat request)"
-    if body.get("stream"):
-        return "'stream' is not supported in a batch"
-    if "messages" not in body:
-        return "the body has no 'messages'"
-    model = body.get("model", default_model)
-    if model is None:
-        return "the body has no 'model' and no default model (-m) was given"
-    rest = {k: v for k, v in body.items() if k not in ("model", "messages", "stream")}
-    # Everything else goes through extra_body so a body key can never collide with one of
-    # create()'s own keywords (timeout, fallback_models, ...).
-    return {"model": model, "messages": body["messages"], "extra_body": rest}
-
-
-def parse_line(text: str, line: int, default_model: Optional[str] = None) -> BatchLine:
-    """Read one input line (never raises: problems become ``BatchLine.error``)."""
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        reason = getattr(exc, "msg", str(exc))
-        column = getattr(exc, "colno", None)
-        where = f" at column {column}" if column is not None else ""
-        return BatchLine(
-            line, f"line-{line}", error=f"line {line}: not valid JSON ({reason}{where})"
-        )
-    if not isinstance(data, dict):
-        return BatchLine(
-            line,
-            f"line-{line}",
-            error=f"line {line}: expected a JSON object, got {type(data).__name__}",
-        )
-    custom_id, problem = _custom_id(data, line)
-    checked = problem if problem is not None else _check_line(data, default_model)
-    if isinstance(checked, str):
-        return BatchLine(line, custom_id, error=f"line {line}: {checked}")
-    return BatchLine(line, custom_id, request=checked)
 
 
 def _input_lines(path: str) -> Iterator[Tuple[int, str]]:
@@ -257,7 +194,10 @@ def _error_record(error: BaseException) -> Dict[str, Any]:
     return record
 
 
-def success_record(result: ChatCompletion) -> Dict[str, Any]:
+Result = Union[ChatCompletion, CreateEmbeddingResponse]
+
+
+def success_record(result: Result) -> Dict[str, Any]:
     return {
         "status_code": 200,
         "body": result.to_dict(),
@@ -280,7 +220,7 @@ class _Writer:
         self._handle.flush()
 
 
-Outcome = Union[ChatCompletion, BaseException]
+Outcome = Union[Result, BaseException]
 Progress = Callable[[BatchSummary], None]
 
 
@@ -347,7 +287,7 @@ def run_batch(
             if progress is not None:
                 progress(summary)
 
-        def requests() -> Iterator[Dict[str, Any]]:
+        def requests() -> Iterator[Tuple[str, Dict[str, Any]]]:
             # Runs in this (the consumer's) thread, so writing invalid lines here is safe.
             seen: Set[str] = set()
             for number, text in _input_lines(input_path):
@@ -372,16 +312,22 @@ def run_batch(
                     continue
                 assert parsed.request is not None
                 in_flight.append((parsed.custom_id, number))
-                yield parsed.request
+                yield parsed.kind, parsed.request
+
+        def start(item: Tuple[str, Dict[str, Any]]) -> Any:
+            kind, request = item
+            resource = client.embeddings if kind == "embeddings" else client.chat.completions
+            return resource.submit(**request)
 
         # In input order, at most 2 x max_workers ahead; requests() is read lazily, so once
         # `stop` is set nothing new starts and what is in flight is still written.
-        for outcome in client.chat.completions.map(requests(), return_exceptions=True):
+        window = 2 * client.max_workers
+        for outcome in ordered_map(start, requests(), window=window, return_exceptions=True):
             custom_id, number = in_flight.popleft()
             if isinstance(outcome, RequestValidationError):  # refused before any attempt
                 fail(custom_id, INVALID, f"line {number}: invalid request: {outcome}", number)
                 continue
-            if isinstance(outcome, ChatCompletion):
+            if isinstance(outcome, (ChatCompletion, CreateEmbeddingResponse)):
                 summary.succeeded += 1
                 summary.count(outcome.attempts)
                 if outcome.cost is None:
@@ -420,5 +366,5 @@ def _quick_id(text: str, number: int) -> str:
     except ValueError:
         return f"line-{number}"
     if isinstance(data, dict):
-        return _custom_id(data, number)[0]
+        return custom_id_of(data, number)[0]
     return f"line-{number}"

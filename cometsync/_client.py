@@ -19,19 +19,19 @@ import urllib3
 from ._catalog import DEFAULT_CATALOG_TTL, CatalogCache, ModelInfo
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import OnAttempt, _make_options, _Shared, _with_max_retries
-from ._errors import APIError, APIStatusError, ConfigError, PoolTimeoutError
+from ._errors import APIError, APIStatusError, APITimeoutError, ConfigError, PoolTimeoutError
 from ._flow import CallSpec, Send, Sleep, call_flow
 from ._metrics import log_attempt
 from ._policy import RetryPolicy
-from ._pricing import CostEstimate
+from ._pricing import CostEstimate, Priced
 from ._stream import defer_success
-from ._stream_open import open_stream
+from ._stream_open import FirstToken, open_stream
 from ._transport import HTTPRequest, RequestsTransport, Transport
 from ._transport_urllib3 import Urllib3Transport
-from ._types import Attempt, ChatCompletion, Timeout, TimeoutLike
+from ._types import Attempt, Timeout, TimeoutLike
 from ._validate import DEFAULT_BASE_URL, _check_api_key, _check_parts
 from .guards import Guards, Protections
-from .resources import Catalog, Chat, Models
+from .resources import Catalog, Chat, Embeddings, Models
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
 
@@ -45,6 +45,9 @@ T = TypeVar("T")
 _UNSET: Any = object()
 
 
+_SLACK = 0.01  # seconds: a socket timeout may fire a hair before the clock reaches it
+
+
 class Client:
     """An OpenAI-shaped, thread-safe client for CometAPI with retries and model fallback.
 
@@ -54,6 +57,7 @@ class Client:
         fallback_models: model ids tried, in order, after the requested one.
         retry: the per-model retry policy; None means ``RetryPolicy()``.
         timeout: per attempt: seconds, ``(connect, read)`` or ``Timeout``; None means 5 s / 120 s.
+            ``Timeout(first_token=...)`` also bounds a stream's wait for its first content.
         deadline: seconds for a whole call across every attempt and model, or None.
         max_workers: bound of the thread pool behind ``submit``/``map``; also sizes the
             connection pool.
@@ -135,6 +139,7 @@ class Client:
 
     def _bind(self) -> None:
         self.chat = Chat(self)
+        self.embeddings = Embeddings(self)
         self.models = Models(self)
         self._catalog = Catalog(self)
 
@@ -239,7 +244,7 @@ class Client:
         """
         return self._catalog.estimate_cost(models, prompt_tokens, completion_tokens)
 
-    def _price(self, result: ChatCompletion, chain: Sequence[str]) -> ChatCompletion:
+    def _price(self, result: Priced, chain: Sequence[str]) -> Priced:
         """``result`` with its cost when the prices are known (a copy; nothing shared changes)."""
         return self._catalog.price(result, chain)
 
@@ -352,6 +357,7 @@ class Client:
         # deadline's remainder), so a congested model fails as a timeout, never hangs.
         wait = max(action.timeout.connect, action.timeout.read)
         clock = self._shared.clock
+        budget: Optional[FirstToken] = None
         try:
             with self._shared.guards.slot(action.model, wait):
                 timeout = action.timeout
@@ -362,9 +368,24 @@ class Client:
                             "the call's deadline passed while waiting for a slot"
                         )
                     timeout = timeout.capped(left)
-                response = self._shared.transport.send(request, timeout)
+                if not action.stream:
+                    return self._shared.transport.send(request, timeout)
+                if timeout.first_token is not None:
+                    budget = FirstToken(
+                        clock.monotonic() + timeout.first_token,
+                        timeout.first_token,
+                        timeout.read,
+                        clock,
+                    )
+                response = self._shared.transport.send(request, timeout.until_first_token())
                 # Read a stream up to its first chunk here, so failures before it are retried.
-                return open_stream(response, action.model) if action.stream else response
+                return open_stream(response, action.model, budget)
+        except APITimeoutError as error:
+            # The headers did not come within the first-token budget (read was capped to it).
+            late = budget is not None and clock.monotonic() >= budget.due - _SLACK
+            if budget is not None and late and not isinstance(error, PoolTimeoutError):
+                return APITimeoutError(f"no first token within {budget.seconds:g}s ({error})")
+            return error
         except APIError as error:
             return error
 

@@ -222,8 +222,19 @@ def call_flow(
                 None if stop_at is None else stop_at - done_at,
                 has_next,
             )
-            if step.decision == "retry" and not guards.allow_retry(model, done_at):
-                step = demote(verdict, has_next, "retry budget exhausted")
+            rewait = False
+            if step.decision == "retry":
+                # A model whose breaker is open (this failure tripped it, or this attempt was
+                # its probe) is not asked again: the next model at once, or on the last one
+                # a wait for the model to be admitted again, as a new call would (below).
+                held = guards.refuse_retry(model, done_at)
+                if held is not None and has_next:
+                    step = demote(verdict, has_next, held)
+                elif not guards.allow_retry(model, done_at):
+                    step = demote(verdict, has_next, "retry budget exhausted")
+                elif held is not None:
+                    rewait = True
+                    step = step._replace(reason=f"{held}; the retry waits for it")
             status_code = getattr(outcome, "status_code", None)
             error_text = _describe(verdict.error)
             record(
@@ -250,6 +261,22 @@ def call_flow(
             assert step.delay is not None
             yield Sleep(step.delay)
             previous_delay = step.delay
+            woke = clock.monotonic()
+            if has_next and guards.refuse_retry(model, woke) is not None:
+                # The breaker tripped while this call slept: the next model, no retry sent.
+                # (On the last model such a retry still goes: holding those calls back too
+                # releases them together when the probe succeeds, which measured worse.)
+                logger.info("model=%s began cooling down; the next model instead", model)
+                break
+            if rewait:
+                refusal = guards.admit(model, woke)
+                if refusal is not None:
+                    _, refusal = yield from _await_model(
+                        (model,), model, refusal, guards, policy, clock, stop_at
+                    )
+                if refusal is not None:
+                    logger.info("not retrying model=%s: %s", model, refusal)
+                    raise fail(last_error)
     if last_error is None:
         # Nothing was sent: every model of the chain was refused by the guards.
         raise fail(_all_skipped(skipped))

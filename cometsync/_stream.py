@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import threading
 import weakref
-from typing import Any, Callable, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
 
 from ._accumulate import Accumulator
 from ._attempt import Attempt
@@ -62,13 +62,16 @@ class _State:
         assert start.first is not None
         self.response = start.response
         self.events = start.events
-        self.pending: Optional[ChatCompletionChunk] = start.first
+        # The chunks read before the stream was handed over (the first, then any role-only
+        # ones held while waiting for the first content chunk).
+        self.pending: List[ChatCompletionChunk] = [start.first, *start.rest]
         self.clock = clock
         self.emit = emit
         self.scrub = scrub
         self.opened_at = clock.monotonic()
         self.acc = Accumulator(model)
-        self.acc.add(start.first)
+        for chunk in self.pending:
+            self.acc.add(chunk)
         self.attempts: Tuple[Attempt, ...] = ()
         self.lock = threading.Lock()
         self.ended = False
@@ -83,9 +86,8 @@ class _State:
         """The next chunk, or None at the end; raises APIStreamError when the stream breaks."""
         if self.ended:
             return None
-        if self.pending is not None:
-            chunk, self.pending = self.pending, None
-            return chunk
+        if self.pending:
+            return self.pending.pop(0)
         cause: Optional[BaseException] = None
         try:
             for event in self.events:
@@ -236,7 +238,9 @@ class Stream:
             raise state.error
         if not state.done:
             raise state.broken("the stream was closed before its end")
-        return state.acc.completion(state.attempts)
+        result = state.acc.completion(state.attempts)
+        request_id = state.response.headers.get("x-request-id")
+        return dataclasses.replace(result, _request_id=request_id) if request_id else result
 
     @property
     def text(self) -> str:

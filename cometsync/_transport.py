@@ -97,8 +97,7 @@ class Response(ResponseLike):
         the wire) without waiting on a server that holds the body open. Does nothing when the
         socket cannot be reached (an adapter of another kind, or urllib3 < 2).
         """
-        raw = getattr(self._raw, "raw", None)
-        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        sock = self._socket()
         if sock is None:
             yield
             return
@@ -109,6 +108,22 @@ class Response(ResponseLike):
         finally:
             with contextlib.suppress(OSError):  # already closed: nothing to restore
                 sock.settimeout(before)
+
+    def set_read_timeout(self, seconds: float) -> None:
+        """From now on a socket read of this response waits at most ``seconds``.
+
+        A stream reads up to its first content chunk within the first-token budget, then
+        with the read timeout. Does nothing when the socket cannot be reached.
+        """
+        sock = self._socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed: the next read says so
+                sock.settimeout(max(seconds, 1e-3))
+
+    def _socket(self) -> Any:
+        """The socket a stream reads from, or None when it cannot be reached."""
+        raw = getattr(self._raw, "raw", None)
+        return getattr(getattr(raw, "connection", None), "sock", None)
 
     def close(self) -> None:
         """Give the connection back to the pool (idempotent)."""

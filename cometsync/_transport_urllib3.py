@@ -105,21 +105,8 @@ class Urllib3Response(Response):
         if pending is not None:
             yield pending
 
-    @contextlib.contextmanager
-    def short_reads(self, seconds: float) -> Iterator[None]:
-        """Within the block, a socket read of this response waits at most ``seconds``."""
-        connection = getattr(self._stream, "connection", None)
-        sock = getattr(connection, "sock", None)
-        if sock is None:
-            yield
-            return
-        before = sock.gettimeout()
-        try:
-            sock.settimeout(seconds)
-            yield
-        finally:
-            with contextlib.suppress(OSError):  # already closed: nothing to restore
-                sock.settimeout(before)
+    def _socket(self) -> Any:
+        return getattr(getattr(self._stream, "connection", None), "sock", None)
 
     def close(self) -> None:
         """Give the connection back to the pool (idempotent, safe from another thread)."""

@@ -19,13 +19,22 @@ _PRICES = {
     "claude-3-5-haiku-latest": {"input": 0.8, "output": 4.0},
     "deepseek-chat": {"input": 0.27, "output": 1.1},
     "gemini-2.0-flash": {"input": 0.1, "output": 0.4},
+    # Embedding models (model_type "embedding" from their ids): input tokens only, so the
+    # output price is not given (null in the catalog, never a made-up 0).
+    "text-embedding-3-small": {"input": 0.02},
+    "text-embedding-3-large": {"input": 0.13},
 }
+_DIMENSIONS = {"text-embedding-3-large": 3072}
 
 
 def _models(**overrides: Dict[str, Any]) -> Dict[str, Any]:
     """Every preset model with its price, plus per-model overrides."""
     return {
-        mid: {"pricing": dict(price), **overrides.get(mid.replace("-", "_").replace(".", "_"), {})}
+        mid: {
+            "pricing": dict(price),
+            **({"dimensions": _DIMENSIONS[mid]} if mid in _DIMENSIONS else {}),
+            **overrides.get(mid.replace("-", "_").replace(".", "_"), {}),
+        }
         for mid, price in _PRICES.items()
     }
 

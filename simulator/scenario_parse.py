@@ -200,7 +200,13 @@ def _load(value: Any, path: _Path) -> Load:
 
 def _model(model_id: str, value: Any, path: _Path) -> ModelSpec:
     keys = {"latency_ms", "ttft_ms", "token_ms", "script", "faults", "outages", "pricing"}
-    obj = _obj(value, path, keys | {"load", "provider"})
+    obj = _obj(value, path, keys | {"load", "provider", "model_type", "dimensions"})
+    model_type = _str(obj.get("model_type", _model_type(model_id)), _join(path, "model_type"))
+    if model_type not in MODEL_TYPES:
+        raise ScenarioError(
+            _join(path, "model_type"),
+            f"must be one of {', '.join(MODEL_TYPES)}, got {model_type!r}",
+        )
     return ModelSpec(
         id=model_id,
         latency=_latency(obj.get("latency_ms", 0), _join(path, "latency_ms")),
@@ -221,7 +227,17 @@ def _model(model_id: str, value: Any, path: _Path) -> ModelSpec:
         pricing=_pricing(obj.get("pricing", {}), _join(path, "pricing")),
         load=_load(obj["load"], _join(path, "load")) if "load" in obj else None,
         provider=_str(obj.get("provider", _provider(model_id)), _join(path, "provider")),
+        model_type=model_type,
+        dimensions=_int(obj.get("dimensions", 1536), _join(path, "dimensions"), 1, 65536),
     )
+
+
+MODEL_TYPES = ("text", "embedding")
+
+
+def _model_type(model_id: str) -> str:
+    """``embedding`` for ids that name one (``text-embedding-3-small``), else ``text``."""
+    return "embedding" if "embedding" in model_id.lower() else "text"
 
 
 def _provider(model_id: str) -> str:

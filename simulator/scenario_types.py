@@ -154,6 +154,10 @@ class ModelSpec:
     pricing: Pricing = Pricing()
     load: Optional[Load] = None
     provider: str = "openai"
+    #: ``text`` (chat) or ``embedding`` (serves ``/v1/embeddings``), as CometAPI's catalog says.
+    model_type: str = "text"
+    #: an embedding model's native vector size (``dimensions`` may ask for fewer).
+    dimensions: int = 1536
 
 
 @dataclass(frozen=True)

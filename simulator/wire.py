@@ -35,6 +35,10 @@ __all__ = [
 
 #: ``created`` is fixed so that bodies are byte-for-byte reproducible across runs.
 CREATED = 1767225600  # 2026-01-01T00:00:00Z
+_DOCS = {
+    "text": "https://apidoc.cometapi.com/api/text/chat",
+    "embedding": "https://apidoc.cometapi.com/api/text/embeddings",
+}
 ERROR_TYPE = "comet_api_error"
 FINGERPRINT = "fp_simulator"
 
@@ -191,6 +195,18 @@ def _usage(prompt: int, completion_tokens: int) -> Dict[str, int]:
     }
 
 
+def tool_completion(
+    cid: str, model: str, call: Dict[str, Any], prompt_tokens: int
+) -> Dict[str, Any]:
+    """A ``chat.completion`` whose message is one tool call (``finish_reason: tool_calls``)."""
+    body = completion(cid, model, [], "tool_calls", prompt_tokens)
+    message = body["choices"][0]["message"]
+    message["content"] = None
+    message["tool_calls"] = [call]
+    body["usage"] = _usage(prompt_tokens, 8 + len(call["function"]["arguments"]) // 4)
+    return body
+
+
 def completion(
     cid: str, model: str, words: List[str], finish: str, prompt_tokens: int
 ) -> Dict[str, Any]:
@@ -220,11 +236,14 @@ def chunk_payloads(
     finish: str,
     prompt_tokens: int,
     include_usage: bool,
+    tool_call: Optional[Dict[str, Any]] = None,
 ) -> List[Any]:
     """The ``chat.completion.chunk`` objects of a stream, then ``[DONE]``.
 
     The first chunk carries the role, then one chunk per word, then the finish reason, then
-    (with ``include_usage``) a usage chunk with empty choices.
+    (with ``include_usage``) a usage chunk with empty choices. With ``tool_call``, the first
+    chunk opens the call (id, name, empty arguments) and the next ones carry the arguments in
+    pieces, as OpenAI streams them.
     """
 
     def chunk(delta: Dict[str, Any], reason: Optional[str]) -> Dict[str, Any]:
@@ -240,9 +259,25 @@ def chunk_payloads(
             body["usage"] = None
         return body
 
-    out: List[Any] = [chunk({"role": "assistant", "content": ""}, None)]
-    out.extend(chunk({"content": w if i == 0 else " " + w}, None) for i, w in enumerate(words))
-    out.append(chunk({}, finish))
+    completion_tokens = len(words)
+    if tool_call is None:
+        out: List[Any] = [chunk({"role": "assistant", "content": ""}, None)]
+        out.extend(chunk({"content": w if i == 0 else " " + w}, None) for i, w in enumerate(words))
+        out.append(chunk({}, finish))
+    else:
+        function = tool_call["function"]
+        opening = {**tool_call, "index": 0, "function": {"name": function["name"], "arguments": ""}}
+        out = [chunk({"role": "assistant", "content": None, "tool_calls": [opening]}, None)]
+        arguments = function["arguments"]
+        out.extend(
+            chunk(
+                {"tool_calls": [{"index": 0, "function": {"arguments": arguments[i : i + 8]}}]},
+                None,
+            )
+            for i in range(0, len(arguments), 8)
+        )
+        out.append(chunk({}, "tool_calls"))
+        completion_tokens = 8 + len(arguments) // 4
     if include_usage:
         out.append(
             {
@@ -252,7 +287,7 @@ def chunk_payloads(
                 "model": model,
                 "system_fingerprint": FINGERPRINT,
                 "choices": [],
-                "usage": _usage(prompt_tokens, len(words)),
+                "usage": _usage(prompt_tokens, completion_tokens),
             }
         )
     out.append("[DONE]")
@@ -289,9 +324,9 @@ def models_catalog(scenario: Scenario, page: int, page_size: int) -> Dict[str, A
             {
                 "id": spec.id,
                 "provider": spec.provider,
-                # As CometAPI lists its chat models.
-                "model_type": "text",
-                "features": ["text-to-text"],
+                # As CometAPI lists its chat and embedding models.
+                "model_type": spec.model_type,
+                "features": ["text-to-text"] if spec.model_type == "text" else ["embedding"],
                 "pricing": {
                     "currency": spec.pricing.currency,
                     "input": spec.pricing.input,
@@ -299,7 +334,7 @@ def models_catalog(scenario: Scenario, page: int, page_size: int) -> Dict[str, A
                     "per_request": spec.pricing.per_request,
                     "per_second": spec.pricing.per_second,
                 },
-                "api_doc_url": "https://apidoc.cometapi.com/api/text/chat",
+                "api_doc_url": _DOCS.get(spec.model_type, _DOCS["text"]),
             }
             for spec in window
         ],

@@ -40,6 +40,14 @@ class Guards:
         """Whether a retry may be spent now; called only when the policy wants one."""
         return True
 
+    def refuse_retry(self, model: Optional[str], now: float) -> Optional[str]:
+        """Why ``model`` must not be asked again by a call that just failed on it, or None.
+
+        A breaker that is open or probing refuses: a probe is one attempt, and the call
+        whose failure tripped the breaker sends nothing more while it cools down.
+        """
+        return None
+
     def observe(self, model: Optional[str], verdict: Classification, now: float) -> None:
         """Learn from an attempt's outcome."""
 

@@ -20,9 +20,12 @@ from typing import (
 
 from .._errors import RequestTypeError, RequestValidationError
 from .._flow import CallSpec
+from .._model import WireModel
 from .._policy import ResponseLike
 from .._pool import failed_future, ordered_map
+from .._raw import RawResponse, raw_spec
 from .._stream import Stream, stream_spec
+from .._transport import HTTPRequest
 from .._types import Attempt, ChatCompletion, Timeout, TimeoutLike
 from .._validate import (
     _chain,
@@ -41,7 +44,11 @@ __all__ = ["Chat", "Completions"]
 
 
 def _parse_completion(response: ResponseLike, model: Optional[str]) -> ChatCompletion:
-    return ChatCompletion.from_dict(response.json(), requested_model=model or "")
+    return ChatCompletion.from_dict(
+        response.json(),
+        requested_model=model or "",
+        request_id=response.headers.get("x-request-id"),
+    )
 
 
 def _attach(result: ChatCompletion, attempts: Sequence[Attempt]) -> ChatCompletion:
@@ -53,6 +60,7 @@ class Completions:
 
     def __init__(self, client: Client) -> None:
         self._client = client
+        self.with_raw_response = CompletionsWithRawResponse(self)
 
     @overload
     def create(
@@ -111,6 +119,33 @@ class Completions:
             TypeError, RequestValidationError: the request cannot be valid (nothing sent).
             APIError: the chain failed; the last error, with ``.attempts``.
         """
+        result: Union[ChatCompletion, Stream] = self._create(
+            False,
+            model=model,
+            messages=messages,
+            fallback_models=fallback_models,
+            stream=stream,
+            timeout=timeout,
+            extra_headers=extra_headers,
+            extra_body=extra_body,
+            **params,
+        )
+        return result
+
+    def _create(
+        self,
+        raw: bool,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        fallback_models: Optional[Sequence[str]] = None,
+        stream: bool = False,
+        timeout: TimeoutLike = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        **params: Any,
+    ) -> Any:
+        """``create``; with ``raw``, its result wrapped in a ``RawResponse``."""
         client = self._client
         _refuse_client_settings(params)
         fallback = (
@@ -119,6 +154,9 @@ class Completions:
             else _check_model_list(fallback_models, "fallback_models")
         )
         chain = _chain(model, fallback)
+        if isinstance(messages, (list, tuple)):
+            # openai-python users append the returned message object itself to the history.
+            messages = [m.to_dict() if isinstance(m, WireModel) else m for m in messages]
         _validate_messages(messages)
         if not isinstance(stream, bool):
             raise RequestTypeError(f"stream must be True or False, got {stream!r}")
@@ -138,7 +176,13 @@ class Completions:
                 scrub=client._scrub,
             )
             headers = {"Accept": "text/event-stream", **(extra_headers or {})}
-            return client._call(stream_call, chain, timeout=per_call_timeout, extra_headers=headers)
+            opened: Stream = client._call(
+                stream_call, chain, timeout=per_call_timeout, extra_headers=headers
+            )
+            if raw:
+                request = HTTPRequest("POST", client._url("/chat/completions"), {}, None, True)
+                return RawResponse(opened._state.response, request, opened, opened.attempts)
+            return opened
         spec: CallSpec[ChatCompletion] = CallSpec(
             method="POST",
             path="/chat/completions",
@@ -147,6 +191,15 @@ class Completions:
             body=body,
             attach=_attach,
         )
+        if raw:
+            response = client._call(
+                raw_spec(spec, client._url("/chat/completions")),
+                chain,
+                timeout=per_call_timeout,
+                extra_headers=extra_headers,
+            )
+            response._parsed = client._price(response._parsed, chain)
+            return response
         result = client._call(
             spec,
             chain,
@@ -213,6 +266,22 @@ class Completions:
 
     def _run(self, kwargs: Mapping[str, Any]) -> ChatCompletion:
         result: ChatCompletion = self.create(**kwargs)  # stream=True was refused before
+        return result
+
+
+class CompletionsWithRawResponse:
+    """``client.chat.completions.with_raw_response``: ``create`` returning ``RawResponse``.
+
+    Retries and fallback run exactly as for ``create``; ``.parse()`` gives its result (a
+    ``Stream`` with ``stream=True``, whose headers are those of the response it reads).
+    """
+
+    def __init__(self, completions: Completions) -> None:
+        self._completions = completions
+
+    def create(self, **create_kwargs: Any) -> RawResponse[Any]:
+        """``chat.completions.create(...)``, keeping the HTTP response."""
+        result: RawResponse[Any] = self._completions._create(True, **create_kwargs)
         return result
 
 

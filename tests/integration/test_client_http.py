@@ -125,7 +125,7 @@ def test_transient_failures_are_retried_over_the_wire(server: ScriptedServer, fa
 
 
 def test_read_timeout_is_retried_then_falls_back(server: ScriptedServer) -> None:
-    """A slow answer past the read timeout is an APITimeoutError, retried, then the next model."""
+    """A slow answer past the read timeout is an APITimeoutError, then the next model."""
     server.script = [
         Reply(200, completion_body(), delay=0.5),
         Reply(200, completion_body(model="m2")),

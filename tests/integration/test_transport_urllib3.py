@@ -339,3 +339,22 @@ def test_a_request_with_a_small_body_is_written_in_one_piece(size: int, writes: 
     assert sent.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
     assert sent.endswith(b"\r\n\r\n" + body)
     assert f"Content-Length: {size}".encode() in sent
+
+
+def test_a_streams_read_timeout_can_be_shortened_then_restored(sse: SSEServer) -> None:
+    """set_read_timeout and short_reads reach the pooled socket (first-token budget, drain)."""
+    sse.script = [StreamReply([(0.0, b"data: {}\n\n")], end="stall", hold=1.0)]
+    transport = Urllib3Transport(1, base_url=sse.base_url)
+    response = transport.send(post(sse.base_url, stream=True), Timeout(connect=0.5, read=0.5))
+    pieces = response.iter_bytes()
+    assert next(pieces) == b"data: {}\n\n"
+    with response.short_reads(0.05):
+        assert response._socket().gettimeout() == 0.05  # type: ignore[attr-defined]
+    assert response._socket().gettimeout() == 0.5  # type: ignore[attr-defined]
+    response.set_read_timeout(0.05)
+    started = time.monotonic()
+    with pytest.raises(cometsync.APITimeoutError):
+        next(pieces)
+    assert time.monotonic() - started < 0.3
+    response.close()
+    transport.close()
