@@ -135,8 +135,18 @@ def _throughput(args: argparse.Namespace) -> int:
     )
     print(
         format_table(
-            ["client", "calls/s (median)", "min", "max", "x cometsync"],
-            [[r["client"], r["calls_per_s"], r["min"], r["max"], r["vs_cometsync"]] for r in rows],
+            ["client", "calls/s (median)", "min", "max", "x cometsync", "client CPU µs/call"],
+            [
+                [
+                    r["client"],
+                    r["calls_per_s"],
+                    r["min"],
+                    r["max"],
+                    r["vs_cometsync"],
+                    r["cpu_us_per_call"],
+                ]
+                for r in rows
+            ],
         )
     )
     print("medians of this run" + ("" if args.workers == 1 else " (targets are for 1 thread)"))

@@ -145,9 +145,14 @@ def measure(
                 for _ in range(20):
                     call()
             rates: Dict[str, List[float]] = {name: [] for name, _, _ in clients}
+            # CPU time of this process per call: on a shared machine it moves much less than
+            # wall time when other processes take the cores (the simulator's is not in it).
+            cpu: Dict[str, List[float]] = {name: [] for name, _, _ in clients}
             for _ in range(rounds):
                 for name, call, _ in clients:
+                    before = time.process_time()
                     rates[name].append(_rate(call, calls, workers))
+                    cpu[name].append((time.process_time() - before) / calls * 1e6)
         finally:
             for _, _, close in clients:
                 close()
@@ -162,6 +167,7 @@ def measure(
             "max": round(max(values), 1),
             "vs_cometsync": round(statistics.median(values) / ours, 3),
             "cometsync_x": round(ours / statistics.median(values), 3),
+            "cpu_us_per_call": round(statistics.median(cpu[name]), 1),
         }
         for name, values in rates.items()
     ]
