@@ -149,7 +149,7 @@ def _throughput(args: argparse.Namespace) -> int:
             ],
         )
     )
-    print("medians of this run" + ("" if args.workers == 1 else " (targets are for 1 thread)"))
+    print("medians of this run" + ("" if args.workers == 1 else " (the targets are for 1 thread)"))
     for line in throughput.verdict(rows):
         print("  " + line)
     if args.json:
