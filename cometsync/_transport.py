@@ -1,8 +1,9 @@
-"""Transports: the protocol, and the requests-based default.
+"""Transports: the protocol, the response the flow reads, and the ``requests.Session`` transport.
 
-This is the ONLY module that knows requests' and urllib3's exceptions; it translates them
-into ``APIConnectionError``/``APITimeoutError`` (with ``raise ... from``) so the flow sees one
-vocabulary whatever the transport.
+With ``_transport_urllib3`` (the default transport), this is the only place that knows
+requests' and urllib3's exceptions; it translates them into ``APIConnectionError``/
+``APITimeoutError`` (with ``raise ... from``) so the flow sees one vocabulary whatever the
+transport.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def _translated(pieces: Iterator[bytes]) -> Iterator[bytes]:
 
 
 class RequestsTransport:
-    """The default transport: one ``requests.Session`` shared by every thread of a client.
+    """A ``requests.Session`` shared by every thread of a client (the ``session=`` path).
 
     Args:
         session: a Session to use (proxies, certificates, custom adapters); the caller keeps
