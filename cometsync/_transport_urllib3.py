@@ -126,9 +126,11 @@ class Urllib3Transport:
     """The default transport: a urllib3 pool per host, shared by every thread of a client.
 
     Each pool keeps at most ``pool_maxsize`` connections and a thread wanting one more waits
-    (up to the attempt's connect timeout) instead of opening an extra connection that would
-    be thrown away ("Connection pool is full"). urllib3's retries and redirects are off:
-    cometsync is the one retry layer, and a redirect means a wrong base_url.
+    (as long as for a limiter slot: the longer of the attempt's connect and read timeouts,
+    already cut to the deadline) instead of opening an extra connection that would be thrown
+    away ("Connection pool is full"); then it gets ``PoolTimeoutError``. urllib3's retries
+    and redirects are off: cometsync is the one retry layer, and a redirect means a wrong
+    base_url.
 
     Args:
         pool_maxsize: connections kept per host; the client passes its ``max_workers``.
@@ -180,7 +182,9 @@ class Urllib3Transport:
             "retries": False,
             "redirect": False,
             "timeout": self._timeout(timeout),
-            "pool_timeout": timeout.connect,
+            # As long as the client waits for a limiter slot: with more threads than
+            # connections a thread waits for one to come free, it does not fail at once.
+            "pool_timeout": max(timeout.connect, timeout.read),
             "preload_content": not request.stream,
             "decode_content": True,
             "enforce_content_length": True,
