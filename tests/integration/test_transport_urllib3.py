@@ -358,3 +358,22 @@ def test_a_streams_read_timeout_can_be_shortened_then_restored(sse: SSEServer) -
     assert time.monotonic() - started < 0.3
     response.close()
     transport.close()
+
+
+def test_more_threads_than_connections_queue_for_the_pool(server: ScriptedServer) -> None:
+    """Four threads on one pooled connection each get their answer, in turn, on that connection."""
+    server.script = [Reply(200, completion_body(), delay=0.03)] * 4
+    transport = Urllib3Transport(1, base_url=server.base_url)
+    statuses: List[int] = []
+
+    def one() -> None:
+        statuses.append(transport.send(post(server.base_url), Timeout(0.02, 0.5)).status_code)
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=5)
+    transport.close()
+    assert statuses == [200] * 4
+    assert server.connections == 1
