@@ -58,7 +58,15 @@ from ._types import (
     Timeout,
     Usage,
 )
-from .guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
+from .guards import (
+    AdaptiveLimiter,
+    Cooldowns,
+    Guards,
+    Protections,
+    ProtectiveGuards,
+    RateLimit,
+    RetryBudget,
+)
 
 __all__ = [
     "APIConnectionError",
@@ -107,6 +115,7 @@ __all__ = [
     "Pricing",
     "Protections",
     "ProtectiveGuards",
+    "RateLimit",
     "RateLimitError",
     "RawResponse",
     "RequestTypeError",
