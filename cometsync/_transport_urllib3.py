@@ -1,6 +1,6 @@
 """The default transport: urllib3 directly, one pool per host sized to the client's threads.
 
-``requests`` costs about a third of a loopback call on top of the urllib3 pool it stands on
+``requests`` cost about a quarter of a loopback call on top of the urllib3 pool it stands on
 (building its response, cookies, proxy selection, header dicts); this transport keeps what
 the client needs of it, read once when the transport is made: the environment's proxy for
 the base URL and its CA bundle. Like ``_transport``, it is the only place where urllib3's
