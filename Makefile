@@ -6,7 +6,7 @@ PY39   := $(shell .ci/find-python 3.9)
 PY313  := $(shell .ci/find-python 3.13)
 PIP_FLAGS = --quiet --disable-pip-version-check
 
-.PHONY: demo test unit lint typecheck bench legacy clean venv soak soak-quick
+.PHONY: demo test unit lint typecheck bench legacy clean venv redis-server soak soak-quick
 
 venv: $(VENV)/.installed
 
@@ -19,7 +19,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: venv
 	$(BIN)/python -m simulator.demo
 
-test: venv lint typecheck
+test: venv lint typecheck redis-server
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory soak-quick
 	$(MAKE) --no-print-directory legacy
@@ -31,6 +31,10 @@ soak: venv
 
 soak-quick: venv
 	$(BIN)/python -m benchmarks.soak --quick
+
+# The Redis tests start their own redis-server on a free port; this installs it when it can.
+redis-server:
+	@.ci/ensure-redis
 
 # The unit tests again on the oldest and newest supported interpreters.
 legacy:

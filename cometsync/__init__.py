@@ -45,6 +45,7 @@ from ._pricing import CostEstimate
 from ._raw import RawResponse
 from ._stream import Stream, accumulate
 from ._transport import HTTPRequest, RequestsTransport, Response, Transport
+from ._transport_urllib3 import Urllib3Transport
 from ._types import (
     Attempt,
     ChatCompletion,
@@ -57,7 +58,15 @@ from ._types import (
     Timeout,
     Usage,
 )
-from .guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
+from .guards import (
+    AdaptiveLimiter,
+    Cooldowns,
+    Guards,
+    Protections,
+    ProtectiveGuards,
+    RateLimit,
+    RetryBudget,
+)
 
 __all__ = [
     "APIConnectionError",
@@ -106,6 +115,7 @@ __all__ = [
     "Pricing",
     "Protections",
     "ProtectiveGuards",
+    "RateLimit",
     "RateLimitError",
     "RawResponse",
     "RequestTypeError",
@@ -121,6 +131,7 @@ __all__ = [
     "Timeout",
     "Transport",
     "UnprocessableEntityError",
+    "Urllib3Transport",
     "Usage",
     "__version__",
     "accumulate",

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import socket
-from typing import List
+from typing import Any, List
 
 import pytest
 
 import cometsync
+from cometsync._transport import RequestsTransport
 from simulator import Simulator
 
 pytestmark = pytest.mark.socket
 
 
 def pooled_sockets(client: cometsync.Client) -> List[socket.socket]:
-    """The sockets of the idle connections in the client's urllib3 pools."""
+    """The sockets of the idle connections in the client's urllib3 pools (either transport)."""
+    transport: Any = client._shared.transport
+    if hasattr(transport, "session"):
+        managers = [a.poolmanager for a in transport.session.adapters.values()]
+    else:
+        managers = [transport.manager]
     found = []
-    session = client._shared.transport.session  # type: ignore[attr-defined]
-    for adapter in session.adapters.values():
-        pools = adapter.poolmanager.pools
+    for manager in managers:
+        pools = manager.pools
         for key in list(pools.keys()):
             queue = pools[key].pool
             for conn in list(queue.queue) if queue is not None else []:
@@ -27,12 +32,17 @@ def pooled_sockets(client: cometsync.Client) -> List[socket.socket]:
     return found
 
 
-def test_close_closes_every_pooled_socket_now() -> None:
+@pytest.mark.parametrize("with_session", [False, True])
+def test_close_closes_every_pooled_socket_now(with_session: bool) -> None:
     """Even while kept errors (resets) still reference the pool, close() closes its sockets."""
     scenario = {"models": {"m1": {"latency_ms": 2, "script": [{"fault": "reset"}] * 4}}}
     with Simulator(scenario) as sim:
+        transport = RequestsTransport(pool_maxsize=8) if with_session else None
         client = cometsync.Client(
-            api_key="sk-close-0123456789", base_url=sim.base_url, max_retries=0
+            api_key="sk-close-0123456789",
+            base_url=sim.base_url,
+            max_retries=0,
+            transport=transport,
         )
         request = {"model": "m1", "messages": [{"role": "user", "content": "x"}]}
         kept = list(client.chat.completions.map([request] * 40, return_exceptions=True))
@@ -40,4 +50,6 @@ def test_close_closes_every_pooled_socket_now() -> None:
         held = pooled_sockets(client)
         assert held and all(s.fileno() != -1 for s in held)
         client.close()
+        if transport is not None:
+            transport.close()  # a transport passed in is the caller's to close
         assert [s for s in held if s.fileno() != -1] == []
