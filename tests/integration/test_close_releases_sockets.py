@@ -1,4 +1,5 @@
-"""Closing a client closes its pooled sockets at once, not when the garbage collector runs."""
+"""Over real sockets: closing a client closes its pooled sockets at once (not when the garbage
+collector runs), and an echoed key is scrubbed whichever transport carried it."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import socket
 from typing import Any, List
 
 import pytest
+import requests
 
 import cometsync
 from cometsync._transport import RequestsTransport
 from simulator import Simulator
+
+from .scripted_server import Reply, ScriptedServer
 
 pytestmark = pytest.mark.socket
 
@@ -53,3 +57,32 @@ def test_close_closes_every_pooled_socket_now(with_session: bool) -> None:
         if transport is not None:
             transport.close()  # a transport passed in is the caller's to close
         assert [s for s in held if s.fileno() != -1] == []
+
+
+@pytest.mark.parametrize("with_session", [False, True])
+def test_an_echoed_key_is_scrubbed_over_real_sockets(
+    server: ScriptedServer, with_session: bool
+) -> None:
+    """Over both transports, a 401 echoing the key (body, header, redirect) exposes none of it."""
+    key = "sk-SocketEcho-5f9a0c3e7b1d2468ace0"
+    echo = f"you sent {key.lower()[:30]}"
+    server.script = [
+        Reply(401, {"error": {"message": echo, "code": key}}, {"x-echo": key, "x-request-id": key}),
+        Reply(302, "moved", {"Location": f"https://elsewhere.invalid/?k={key}"}),
+    ]
+    kwargs: Any = {"session": requests.Session()} if with_session else {}
+    with cometsync.Client(api_key=key, base_url=server.base_url, **kwargs) as client:
+        for _ in range(2):
+            with pytest.raises(cometsync.APIStatusError) as info:
+                client.chat.completions.create(
+                    model="m1", messages=[{"role": "user", "content": "x"}]
+                )
+            error = info.value
+            text = " ".join(
+                [str(error), repr(error.body), repr(dict(error.headers)), str(error.request_id)]
+                + [repr(a) for a in error.attempts]
+            ).lower()
+            low = key.lower()
+            assert [low[i : i + 8] for i in range(len(low) - 7) if low[i : i + 8] in text] == []
+    if with_session:
+        kwargs["session"].close()
