@@ -17,6 +17,7 @@ texts, attempt records and headers only.
 from __future__ import annotations
 
 import json
+import re
 import string
 from typing import Any, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
@@ -51,9 +52,10 @@ class Redactor:
         step = max(1, size // 2)
         anchors = sorted({key[j : j + step] for j in range(0, len(key) - step + 1, step)})
         self._frags: Tuple[str, ...] = tuple(frags)
-        self._anchors: Tuple[str, ...] = tuple(anchors) if key else ()
         self._bfrags = tuple(f.encode("ascii", "replace") for f in self._frags)
-        self._banchors = tuple(a.encode("ascii", "replace") for a in self._anchors)
+        # One regex search for all anchors: about twice as fast as one `in` per anchor.
+        self._anchors = re.compile("|".join(map(re.escape, anchors)) if key else "(?!)")
+        self._banchors = re.compile(self._anchors.pattern.encode("ascii", "replace"))
         self._size = size
 
     def __repr__(self) -> str:  # never show the fragments
@@ -69,7 +71,7 @@ class Redactor:
         low = text.lower()
         if len(low) != len(text):  # a few non-ASCII letters change length when lowered
             low = text.translate(_ASCII_LOWER)
-        if not any(a in low for a in self._anchors):
+        if self._anchors.search(low) is None:
             return text
         spans = _spans(low, self._frags, self._size)
         if not spans:
@@ -88,7 +90,7 @@ class Redactor:
         if not self._frags or len(data) < self._size:
             return data
         low = data.lower()  # bytes.lower() folds ASCII only, so offsets stay put
-        if not any(a in low for a in self._banchors):
+        if self._banchors.search(low) is None:
             return data
         spans = _spans(low, self._bfrags, self._size)
         if not spans:
