@@ -24,19 +24,22 @@ from typing import (
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from ._catalog import DEFAULT_CATALOG_TTL, CatalogCache, ModelInfo
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import OnAttempt, _make_options, _Shared, _with_max_retries
-from ._errors import APIError, APIStatusError, APITimeoutError, ConfigError, PoolTimeoutError
+from ._errors import APIError, APITimeoutError, ConfigError, PoolTimeoutError
 from ._flow import CallSpec, Deliver, Send, Sleep, call_flow
 from ._metrics import log_attempt
 from ._policy import RetryPolicy
 from ._pricing import CostEstimate, Priced
 from ._recovery import FlowHandle
+from ._redact import Redactor
 from ._stream import defer_success
 from ._stream_open import FirstToken, open_stream
 from ._transport import HTTPRequest, RequestsTransport, Transport
+from ._transport_urllib3 import Urllib3Transport
 from ._types import Attempt, Timeout, TimeoutLike
 from ._validate import DEFAULT_BASE_URL, _check_api_key, _check_parts
 from .guards import Guards, Protections
@@ -46,7 +49,11 @@ from .resources import Catalog, Chat, Embeddings, Models
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # made once, not per call
+
 __version__ = "0.1.0"
+# The library that speaks HTTP on the default path (a caller's Session also sends through it).
+_USER_AGENT = f"cometsync/{__version__} python-urllib3/{getattr(urllib3, '__version__', '')}"
 
 T = TypeVar("T")
 _UNSET: Any = object()
@@ -141,10 +148,10 @@ class Client:
             stream_recovery=stream_recovery,
         )
         owns = transport is None
-        if transport is None:
-            transport = RequestsTransport(
-                session, pool_maxsize=max_workers, base_url=self._options.base_url
-            )
+        if transport is None and session is not None:
+            transport = RequestsTransport(session)  # the caller's Session, used as given
+        elif transport is None:
+            transport = Urllib3Transport(max_workers, base_url=self._options.base_url)
         clock = clock or SYSTEM_CLOCK
         if guards is None:
             protections = protections or Protections()
@@ -172,6 +179,8 @@ class Client:
         self._bind()
 
     def _bind(self) -> None:
+        # One redactor for every path (plain calls, streams, errors, attempts, logs).
+        self._redactor = Redactor(self._options.api_key)
         self.chat = Chat(self)
         self.embeddings = Embeddings(self)
         self.models = Models(self)
@@ -322,17 +331,19 @@ class Client:
 
     # -- the driver ------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        key = self._options.api_key
-        return text.replace(key, "[redacted]") if key and key in text else text
+        return self._redactor.text(text)
 
     def _headers(self, extra: Optional[Mapping[str, str]], auth: bool = True) -> Dict[str, str]:
-        headers = {
-            "Authorization": f"Bearer {self._options.api_key}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": f"cometsync/{__version__} python-requests/{requests.__version__}",
-        }
-        headers.update(self._options.default_headers)
+        base: Optional[Dict[str, str]] = getattr(self, "_base_headers", None)
+        if base is None:  # once per client (copies included): the options never change
+            base = self._base_headers = {
+                "Authorization": f"Bearer {self._options.api_key}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": _USER_AGENT,
+                **self._options.default_headers,
+            }
+        headers = dict(base)
         if extra:
             headers.update(extra)
         if not auth:
@@ -431,9 +442,7 @@ class Client:
         return action
 
     def _send(self, action: Send, headers: Mapping[str, str], tokens: int = 0) -> Any:
-        body = None
-        if action.body is not None:
-            body = json.dumps(action.body, separators=(",", ":"), ensure_ascii=False).encode()
+        body = None if action.body is None else _ENCODER.encode(action.body).encode()
         request = HTTPRequest(action.method, self._url(action.path), headers, body, action.stream)
         # The wait for a slot is bounded like the attempt itself (already cut to the
         # deadline's remainder), so a congested model fails as a timeout, never hangs.
@@ -454,6 +463,8 @@ class Client:
                 sent = True
                 if not action.stream:
                     response = self._shared.transport.send(request, timeout)
+                    # Scrubbed before anything reads it: errors quote (and cut) what it sent.
+                    response = self._redactor.response(response)
                     if tokens and response.status_code >= 400:
                         self._shared.guards.settle(action.model, tokens, 0)  # refused: refund
                     return response
@@ -465,28 +476,27 @@ class Client:
                         clock,
                     )
                 response = self._shared.transport.send(request, timeout.until_first_token())
+                response = self._redactor.response(response)
                 # Read a stream up to its first chunk here, so failures before it are retried.
-                return open_stream(response, action.model, budget)
+                return open_stream(response, action.model, budget, self._redactor)
         except APITimeoutError as error:
             if sent and tokens:
                 self._shared.guards.settle(action.model, tokens, 0)
             # The headers did not come within the first-token budget (read was capped to it).
             late = budget is not None and clock.monotonic() >= budget.due - _SLACK
             if budget is not None and late and not isinstance(error, PoolTimeoutError):
-                return APITimeoutError(f"no first token within {budget.seconds:g}s ({error})")
+                error = APITimeoutError(f"no first token within {budget.seconds:g}s ({error})")
+            self._redactor.error(error)
             return error
         except APIError as error:
             if sent and tokens:
                 self._shared.guards.settle(action.model, tokens, 0)
+            self._redactor.error(error)
             return error
 
     def _scrub_error(self, error: APIError) -> None:
-        """Remove the key from an error a server may have echoed it into (message and body)."""
-        if error.args and isinstance(error.args[0], str):
-            error.args = (self._scrub(error.args[0]), *error.args[1:])
-        error.message = self._scrub(error.message)
-        if isinstance(error, APIStatusError):
-            error.body = _scrub_json(error.body, self._scrub)
+        """Remove the key from an error once more before it is raised (every text field)."""
+        self._redactor.error(error)
 
     def _url(self, path: str) -> str:
         # A flow path is relative to base_url, except an absolute URL: the catalog lives at
@@ -497,13 +507,3 @@ class Client:
 
     def _route(self, path: str) -> str:
         return urlsplit(self._options.base_url).path + path
-
-
-def _scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, dict):
-        return {k: _scrub_json(v, scrub) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub_json(v, scrub) for v in value]
-    return value

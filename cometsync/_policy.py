@@ -5,7 +5,6 @@ Nothing here does I/O or keeps state; the call flow feeds these functions and ac
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, FrozenSet, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union
 
 from ._backoff import Backoff, FullJitter
+from ._decode import loads
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -102,7 +102,7 @@ class ResponseLike:
     _assessed: Optional[Tuple[Any, Optional[str], Any]] = None
 
     def json(self) -> Any:
-        return json.loads(self.content)
+        return loads(self.content)
 
 
 R = TypeVar("R", bound=ResponseLike)
@@ -189,11 +189,12 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> Optional[float]
         return max(0.0, value)
     try:
         when = parsedate_to_datetime(raw.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None or when.tzinfo is None:  # RFC 9110 dates are GMT; naive means garbage
-        return None
-    return max(0.0, when.timestamp() - now)
+        if when is None or when.tzinfo is None:  # RFC 9110 dates are GMT; naive means garbage
+            return None
+        wait = when.timestamp() - now
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        return None  # year 99999999999 overflows datetime: garbage like any other
+    return max(0.0, wait) if math.isfinite(wait) else None
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -317,7 +318,7 @@ def assess(
     retry_after = None if timeless else parse_retry_after(headers, now)
     try:  # the decoded JSON body, else its text
         body = outcome.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: a custom ResponseLike's own json()
         body = outcome.content.decode("utf-8", "replace")
     json_error = isinstance(body, dict) and "error" in body
     hint = ""

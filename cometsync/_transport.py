@@ -1,14 +1,14 @@
-"""Transports: the protocol, and the requests-based default.
+"""Transports: the protocol, the response the flow reads, and the ``requests.Session`` transport.
 
-This is the ONLY module that knows requests' and urllib3's exceptions; it translates them
-into ``APIConnectionError``/``APITimeoutError`` (with ``raise ... from``) so the flow sees one
-vocabulary whatever the transport.
+With ``_transport_urllib3`` (the default transport), this is the only place that knows
+requests' and urllib3's exceptions; it translates them into ``APIConnectionError``/
+``APITimeoutError`` (with ``raise ... from``) so the flow sees one vocabulary whatever the
+transport.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Mapping, Optional, Protocol
 
@@ -18,11 +18,19 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.util.retry import Retry
 
+from ._decode import loads
 from ._errors import APIConnectionError, APITimeoutError
 from ._policy import ResponseLike
 from ._types import Timeout
 
-__all__ = ["HTTPRequest", "RequestsTransport", "Response", "Transport", "make_session"]
+__all__ = [
+    "HTTPRequest",
+    "RequestsTransport",
+    "Response",
+    "Transport",
+    "close_pools",
+    "make_session",
+]
 
 _READ_SIZE = 65536
 
@@ -64,7 +72,7 @@ class Response(ResponseLike):
     def json(self) -> Any:
         if self._payload is not None:
             return self._payload
-        self._payload = json.loads(self.content)
+        self._payload = loads(self.content)
         return self._payload
 
     def iter_lines(self) -> Iterator[bytes]:
@@ -97,8 +105,7 @@ class Response(ResponseLike):
         the wire) without waiting on a server that holds the body open. Does nothing when the
         socket cannot be reached (an adapter of another kind, or urllib3 < 2).
         """
-        raw = getattr(self._raw, "raw", None)
-        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        sock = self._socket()
         if sock is None:
             yield
             return
@@ -116,11 +123,15 @@ class Response(ResponseLike):
         A stream reads up to its first content chunk within the first-token budget, then
         with the read timeout. Does nothing when the socket cannot be reached.
         """
-        raw = getattr(self._raw, "raw", None)
-        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        sock = self._socket()
         if sock is not None:
             with contextlib.suppress(OSError):  # already closed: the next read says so
                 sock.settimeout(max(seconds, 1e-3))
+
+    def _socket(self) -> Any:
+        """The socket a stream reads from, or None when it cannot be reached."""
+        raw = getattr(self._raw, "raw", None)
+        return getattr(getattr(raw, "connection", None), "sock", None)
 
     def close(self) -> None:
         """Give the connection back to the pool (idempotent)."""
@@ -186,7 +197,7 @@ def _translated(pieces: Iterator[bytes]) -> Iterator[bytes]:
 
 
 class RequestsTransport:
-    """The default transport: one ``requests.Session`` shared by every thread of a client.
+    """A ``requests.Session`` shared by every thread of a client (the ``session=`` path).
 
     Args:
         session: a Session to use (proxies, certificates, custom adapters); the caller keeps
@@ -274,7 +285,32 @@ class RequestsTransport:
 
     def close(self) -> None:
         if self._owns_session:
+            _close_session_pools(self.session)
             self.session.close()
 
     def __repr__(self) -> str:
         return f"RequestsTransport(owns_session={self._owns_session})"
+
+
+def close_pools(manager: Any) -> None:
+    """Close the idle connections of every pool of a urllib3 ``PoolManager``, now.
+
+    ``PoolManager.clear()`` empties the manager, but recent urllib3 (2.8 here) no longer
+    closes the pools it drops: their idle sockets stay open until the garbage collector
+    reaches them (the soak counted 32 after ``Client.close()``). Connections in use are not
+    in the pools: a stream still being read keeps its own and closes it when done.
+    """
+    pools = getattr(manager, "pools", None)
+    if pools is None:
+        return
+    for key in list(pools.keys()):
+        pool = pools.get(key)
+        if pool is not None:
+            pool.close()
+
+
+def _close_session_pools(session: requests.Session) -> None:
+    for adapter in list(session.adapters.values()):
+        close_pools(getattr(adapter, "poolmanager", None))
+        for proxy in list(getattr(adapter, "proxy_manager", {}).values()):
+            close_pools(proxy)
