@@ -200,12 +200,17 @@ class Engine:
     def run(self, until: Optional[float] = None) -> float:
         """Process events in order until none is left (or the next is after ``until``).
 
+        An event is a callback, or the resumption of a task's flow (two of the three events
+        of a typical attempt), which this loop does itself rather than through a call.
+
         Returns:
             The virtual time of the last event processed.
         """
         heap = self._heap
         clock = self.clock
         pop = heapq.heappop
+        resume = self._step_cb
+        seq = self._seq
         events = 0
         try:
             while heap:
@@ -214,42 +219,47 @@ class Engine:
                 at, _, callback, arg = pop(heap)
                 clock.now = at
                 events += 1
-                callback(arg)
+                if callback is not resume:
+                    callback(arg)
+                    continue
+                # Resume the task's flow with its pending outcome; act on what it yields next.
+                task: Task = arg
+                outcome = task.outcome
+                task.outcome = None
+                if task.holding is not None:
+                    self._release(task)
+                try:
+                    action = task.send(outcome)
+                    # A zero wait with nothing else due at this instant would be the very next
+                    # event anyway: resume at once instead of a heap round trip (same order,
+                    # same results).
+                    while type(action) is Sleep and action.seconds <= 0:
+                        if heap and heap[0][0] <= at:
+                            break
+                        action = task.send(None)
+                except StopIteration as stop:
+                    self._finish(task, stop.value, None)
+                    continue
+                except APIError as error:
+                    self._finish(task, None, error)
+                    continue
+                if type(action) is Sleep:
+                    wake = at + action.seconds
+                    _push(heap, (wake if wake > at else at, next(seq), resume, task))
+                elif type(action) is Send and task.try_acquire is None:
+                    task.sends += 1
+                    task.server.submit(self, task, action)
+                elif type(action) is Send:
+                    self._send(task, action)
+                else:
+                    raise TypeError(f"a flow yielded {action!r}; expected Send or Sleep")
         finally:
             self.events += events
         return clock.now
 
     def _step(self, task: Task) -> None:
-        """Resume ``task``'s flow with its pending outcome and act on what it yields next."""
-        outcome = task.outcome
-        task.outcome = None
-        if task.holding is not None:
-            self._release(task)
-        heap = self._heap
-        now = self.clock.now
-        try:
-            action = task.send(outcome)
-            # A zero wait with nothing else due at this instant would be the very next event
-            # anyway: resume at once instead of a heap round trip (same order, same results).
-            while type(action) is Sleep and action.seconds <= 0 and (not heap or heap[0][0] > now):
-                action = task.send(None)
-        except StopIteration as stop:
-            self._finish(task, stop.value, None)
-            return
-        except APIError as error:
-            self._finish(task, None, error)
-            return
-        if type(action) is Sleep:
-            at = now + action.seconds  # schedule(), inlined: once per retry
-            _push(heap, (at if at > now else now, next(self._seq), self._step_cb, task))
-        elif type(action) is Send:
-            if task.try_acquire is None:  # _send(), inlined: once per attempt
-                task.sends += 1
-                task.server.submit(self, task, action)
-            else:
-                self._send(task, action)
-        else:
-            raise TypeError(f"a flow yielded {action!r}; expected Send or Sleep")
+        """The marker of a task's resumption on the heap; ``run`` does the work itself."""
+        raise AssertionError("a resumption event is handled by run()")  # pragma: no cover
 
     def _send(self, task: Task, send: Send) -> None:
         guards = task.guards

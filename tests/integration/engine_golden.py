@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import random
 import sys
 import tempfile
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any, Dict, List, Tuple
 from benchmarks import brooker, scenarios
 from benchmarks.__main__ import main
 from benchmarks.strategies import Strategy, all_strategies
+from cometsync._types import Timeout
 from simulator.core import Core
 from simulator.scenario import parse_scenario
 from simulator.virtual import CoreServer, Engine
@@ -59,7 +61,7 @@ _SMALL["flaky"] = {
         }
     },
     "duration": 60.0,
-    "timeout": scenarios.Timeout(connect=5.0, read=1.5),
+    "timeout": Timeout(connect=5.0, read=1.5),
 }
 
 
@@ -86,11 +88,11 @@ def _scenario_run(name: str, strategy: Strategy) -> Dict[str, Any]:
     """``scenarios.run_strategy`` on the small scenario, plus a digest of every call's history."""
     base = scenarios.SCENARIOS["outage" if name == "flaky" else name]
     scenario = dataclasses.replace(base, **_SMALL[name])
-    spec = dataclasses.replace(
-        scenarios._SPEC, attach=lambda result, attempts: (result, tuple(attempts))
-    )
+    # The result carries its history out as a pair (unpacked below).
+    keep: Any = lambda result, attempts: (result, tuple(attempts))  # noqa: E731
+    spec = dataclasses.replace(scenarios._SPEC, attach=keep)
     seed = f"{SEED}:{name}"
-    arrivals = scenario.arrivals(scenarios.random.Random(f"{seed}:{scenario.name}:arrivals"))
+    arrivals = scenario.arrivals(random.Random(f"{seed}:{scenario.name}:arrivals"))
     core = Core(parse_scenario(scenario.simulator), seed=scenarios._int_seed(f"{seed}:core"))
     engine = Engine()
     core.set_origin(0.0)
@@ -99,7 +101,7 @@ def _scenario_run(name: str, strategy: Strategy) -> Dict[str, Any]:
     factory, guards = strategy.start(clock)
     chain = scenario.chain[:1] if strategy.single_model else scenario.chain
     for index, at in enumerate(arrivals):
-        rng = scenarios.random.Random(f"{seed}:{index}")
+        rng = random.Random(f"{seed}:{index}")
         flow = factory(spec, chain, rng, clock, scenario.timeout)
         engine.spawn(flow, server, at=at, guards=guards)
     end = engine.run()
