@@ -31,6 +31,7 @@ from ._clock import SYSTEM_CLOCK, Clock
 from ._config import OnAttempt, _make_options, _Shared, _with_max_retries
 from ._errors import APIError, APIStatusError, APITimeoutError, ConfigError, PoolTimeoutError
 from ._flow import CallSpec, Deliver, Send, Sleep, call_flow
+from ._http_info import ErrorRequest
 from ._metrics import log_attempt
 from ._policy import RetryPolicy
 from ._pricing import CostEstimate, Priced
@@ -473,18 +474,25 @@ class Client:
                     )
                 response = self._shared.transport.send(request, timeout.until_first_token())
                 # Read a stream up to its first chunk here, so failures before it are retried.
-                return open_stream(response, action.model, budget)
+                opened = open_stream(response, action.model, budget)
+                if isinstance(opened, APIError):
+                    opened.request = ErrorRequest(request.method, request.url)
+                return opened
         except APITimeoutError as error:
             if sent and tokens:
                 self._shared.guards.settle(action.model, tokens, 0)
             # The headers did not come within the first-token budget (read was capped to it).
             late = budget is not None and clock.monotonic() >= budget.due - _SLACK
             if budget is not None and late and not isinstance(error, PoolTimeoutError):
-                return APITimeoutError(f"no first token within {budget.seconds:g}s ({error})")
+                error = APITimeoutError(f"no first token within {budget.seconds:g}s ({error})")
+            if sent:
+                error.request = ErrorRequest(request.method, request.url)
             return error
         except APIError as error:
             if sent and tokens:
                 self._shared.guards.settle(action.model, tokens, 0)
+            if sent:
+                error.request = ErrorRequest(request.method, request.url)
             return error
 
     def _scrub_error(self, error: APIError) -> None:
@@ -494,6 +502,18 @@ class Client:
         error.message = self._scrub(error.message)
         if isinstance(error, APIStatusError):
             error.body = _scrub_json(error.body, self._scrub)
+            error.code, error.type, error.param = (
+                None if v is None else self._scrub(v) for v in (error.code, error.type, error.param)
+            )
+            if error.response is not None:
+                error.response = error.response.scrubbed(self._scrub, self._scrub_json)
+                error.headers = error.response.headers
+                error.request = error.response.request
+        elif error.request is not None:
+            error.request = ErrorRequest(error.request.method, self._scrub(error.request.url))
+
+    def _scrub_json(self, value: Any) -> Any:
+        return _scrub_json(value, self._scrub)
 
     def _url(self, path: str) -> str:
         # A flow path is relative to base_url, except an absolute URL: the catalog lives at
@@ -507,6 +527,7 @@ class Client:
 
 
 def _scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
+    """``value`` (decoded JSON) with ``scrub`` applied to every string in it."""
     if isinstance(value, str):
         return scrub(value)
     if isinstance(value, dict):

@@ -250,7 +250,7 @@ def call_flow(
             done_at = clock.monotonic()
             if outcome is None:
                 raise TypeError("the driver answered a Send with None")
-            verdict = classify(outcome, policy, model=model, now=clock.time())  # type: ignore[arg-type]
+            verdict = classify(outcome, policy, model=model, now=clock.time(), method=spec.method)  # type: ignore[arg-type]
             result: Any = None
             if verdict.ok:
                 try:

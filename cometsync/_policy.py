@@ -22,6 +22,7 @@ from ._errors import (
     PoolTimeoutError,
     status_error,
 )
+from ._http_info import ErrorRequest, ErrorResponse
 
 __all__ = [
     "BASE_URL_HINT",
@@ -230,6 +231,7 @@ def classify(
     *,
     model: Optional[str],
     now: float,
+    method: str = "POST",
 ) -> Classification:
     """Classify one attempt's outcome (a response, or a transport error).
 
@@ -238,6 +240,7 @@ def classify(
         policy: the retry policy in force.
         model: the model the attempt was for (named in error messages).
         now: wall-clock seconds since the epoch, to resolve Retry-After dates.
+        method: the request's method, kept on a status error's ``.response.request``.
     """
     if isinstance(outcome, APIError):
         connection = isinstance(outcome, APIConnectionError)
@@ -293,7 +296,11 @@ def classify(
                 retry = should == "true" and not (fallback and status == 400)
     if status >= 500 and not json_error and not isinstance(body, dict) and _looks_html(body):
         hint = hint or "an HTML error page, likely from a proxy in front of the gateway"
-    error = status_error(status, headers, body, model=model, hint=hint, retry_after=retry_after)
+    request = ErrorRequest(method, getattr(outcome, "url", "") or "")
+    response = ErrorResponse(status, headers, getattr(outcome, "content", b""), body, request)
+    error = status_error(
+        status, headers, body, model=model, hint=hint, retry_after=retry_after, response=response
+    )
     # Positional: this runs once per failed attempt, millions of times in a benchmark sweep.
     return Classification(
         False,
