@@ -34,7 +34,8 @@ __all__ = ["SharedGuards", "build_guards"]
 
 logger = logging.getLogger("cometsync")
 
-_NO_LIMIT = RateLimit()
+# rpm = tpm = None (the class defaults): ``RateLimit()`` itself is refused as a user mistake.
+_NO_LIMIT: RateLimit = object.__new__(RateLimit)
 _NOTHING: Any = object()
 
 

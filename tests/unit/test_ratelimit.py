@@ -179,3 +179,12 @@ def test_clients_sharing_a_fleet_memory_store_act_as_one() -> None:
     b.chat.completions.create(model="m", messages=MSG)
     assert b_transport.models == ["f"]  # the breaker a tripped
     assert b_clock.sleeps == pytest.approx([1.0], abs=1e-5)  # f's 60 rpm a spent
+
+
+def test_rate_limit_with_neither_rpm_nor_tpm_is_refused() -> None:
+    """RateLimit() would limit nothing: a ConfigError naming rpm and tpm, not silence."""
+    with pytest.raises(cometsync.ConfigError, match=r"rpm=.*tpm=.*limit nothing"):
+        cometsync.RateLimit()
+    with pytest.raises(cometsync.ConfigError, match="neither"):
+        cometsync.Client(api_key="k", rate_limit=cometsync.RateLimit(rpm=None, tpm=None))
+    assert cometsync.RateLimit(tpm=1000).rpm is None  # one of the two is enough
