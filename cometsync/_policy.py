@@ -26,6 +26,7 @@ from ._http_info import ErrorRequest, ErrorResponse
 
 __all__ = [
     "BASE_URL_HINT",
+    "NO_RESPONSE",
     "Classification",
     "RateLimitInfo",
     "ResponseLike",
@@ -356,6 +357,10 @@ def invalid_body(model: Optional[str], status: int, problem: str) -> APIResponse
     )
 
 
+#: The reason of a fail-over after a timeout with no response.
+NO_RESPONSE = "timed out with no response: the next model at once"
+
+
 def decide(
     verdict: Classification,
     attempt: int,
@@ -378,7 +383,7 @@ def decide(
         return Step("success")
     move_on = "fallback" if verdict.fallback and has_next_model else "raise"
     if verdict.fail_over and move_on == "fallback":
-        return Step(move_on, reason="timed out with no response: the next model at once")
+        return Step(move_on, reason=NO_RESPONSE)
     if not verdict.retry:
         reason = "not retryable" if not verdict.fallback else "not retryable on this model"
         return Step(move_on, reason=reason)
