@@ -29,13 +29,14 @@ import urllib3
 from ._catalog import DEFAULT_CATALOG_TTL, CatalogCache, ModelInfo
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import OnAttempt, _make_options, _Shared, _with_max_retries
-from ._errors import APIError, APIStatusError, APITimeoutError, ConfigError, PoolTimeoutError
+from ._errors import APIError, APITimeoutError, ConfigError, PoolTimeoutError
 from ._flow import CallSpec, Deliver, Send, Sleep, call_flow
 from ._http_info import ErrorRequest
 from ._metrics import log_attempt
 from ._policy import RetryPolicy
 from ._pricing import CostEstimate, Priced
 from ._recovery import FlowHandle
+from ._redact import Redactor
 from ._stream import defer_success
 from ._stream_open import FirstToken, open_stream
 from ._transport import HTTPRequest, RequestsTransport, Transport
@@ -179,6 +180,8 @@ class Client:
         self._bind()
 
     def _bind(self) -> None:
+        # One redactor for every path (plain calls, streams, errors, attempts, logs).
+        self._redactor = Redactor(self._options.api_key)
         self.chat = Chat(self)
         self.embeddings = Embeddings(self)
         self.models = Models(self)
@@ -329,8 +332,7 @@ class Client:
 
     # -- the driver ------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        key = self._options.api_key
-        return text.replace(key, "[redacted]") if key and key in text else text
+        return self._redactor.text(text)
 
     def _headers(self, extra: Optional[Mapping[str, str]], auth: bool = True) -> Dict[str, str]:
         base: Optional[Dict[str, str]] = getattr(self, "_base_headers", None)
@@ -462,6 +464,8 @@ class Client:
                 sent = True
                 if not action.stream:
                     response = self._shared.transport.send(request, timeout)
+                    # Scrubbed before anything reads it: errors quote (and cut) what it sent.
+                    response = self._redactor.response(response)
                     if tokens and response.status_code >= 400:
                         self._shared.guards.settle(action.model, tokens, 0)  # refused: refund
                     return response
@@ -473,8 +477,9 @@ class Client:
                         clock,
                     )
                 response = self._shared.transport.send(request, timeout.until_first_token())
+                response = self._redactor.response(response)
                 # Read a stream up to its first chunk here, so failures before it are retried.
-                opened = open_stream(response, action.model, budget)
+                opened = open_stream(response, action.model, budget, self._redactor)
                 if isinstance(opened, APIError):
                     opened.request = ErrorRequest(request.method, request.url)
                 return opened
@@ -487,33 +492,19 @@ class Client:
                 error = APITimeoutError(f"no first token within {budget.seconds:g}s ({error})")
             if sent:
                 error.request = ErrorRequest(request.method, request.url)
+            self._redactor.error(error)
             return error
         except APIError as error:
             if sent and tokens:
                 self._shared.guards.settle(action.model, tokens, 0)
             if sent:
                 error.request = ErrorRequest(request.method, request.url)
+            self._redactor.error(error)
             return error
 
     def _scrub_error(self, error: APIError) -> None:
-        """Remove the key from an error a server may have echoed it into (message and body)."""
-        if error.args and isinstance(error.args[0], str):
-            error.args = (self._scrub(error.args[0]), *error.args[1:])
-        error.message = self._scrub(error.message)
-        if isinstance(error, APIStatusError):
-            error.body = _scrub_json(error.body, self._scrub)
-            error.code, error.type, error.param = (
-                None if v is None else self._scrub(v) for v in (error.code, error.type, error.param)
-            )
-            if error.response is not None:
-                error.response = error.response.scrubbed(self._scrub, self._scrub_json)
-                error.headers = error.response.headers
-                error.request = error.response.request
-        elif error.request is not None:
-            error.request = ErrorRequest(error.request.method, self._scrub(error.request.url))
-
-    def _scrub_json(self, value: Any) -> Any:
-        return _scrub_json(value, self._scrub)
+        """Remove the key from an error once more before it is raised (every text field)."""
+        self._redactor.error(error)
 
     def _url(self, path: str) -> str:
         # A flow path is relative to base_url, except an absolute URL: the catalog lives at
@@ -524,14 +515,3 @@ class Client:
 
     def _route(self, path: str) -> str:
         return urlsplit(self._options.base_url).path + path
-
-
-def _scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
-    """``value`` (decoded JSON) with ``scrub`` applied to every string in it."""
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, dict):
-        return {k: _scrub_json(v, scrub) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub_json(v, scrub) for v in value]
-    return value

@@ -105,13 +105,20 @@ class ErrorResponse:
     def scrubbed(
         self, scrub: Callable[[str], str], scrub_json: Callable[[Any], Any]
     ) -> ErrorResponse:
-        """A copy with ``scrub`` applied to the body, header values and URL (the key echoed)."""
+        """``self`` with ``scrub`` applied to the body, header values and URL (a key echoed);
+        ``self`` itself when there was nothing to scrub."""
         headers = {k: scrub(str(v)) for k, v in self._raw_headers.items()}
         text = self._content.decode("utf-8", "replace") if self._content else ""
         clean = scrub(text)
         content = clean.encode() if clean != text else self._content
-        request = ErrorRequest(self.request.method, scrub(self.request.url))
-        return ErrorResponse(self.status_code, headers, content, scrub_json(self._decoded), request)
+        decoded = scrub_json(self._decoded)
+        url = scrub(self.request.url)
+        same_headers = all(headers[k] == str(v) for k, v in self._raw_headers.items())
+        same = content is self._content and decoded == self._decoded and url == self.request.url
+        if same and same_headers:
+            return self
+        request = ErrorRequest(self.request.method, url)
+        return ErrorResponse(self.status_code, headers, content, decoded, request)
 
     def __repr__(self) -> str:
         return f"<Response [{self.status_code}]>"
