@@ -152,9 +152,30 @@ class APIStatusError(APIError):
             requests' case-insensitive dict, or a simulator's lower-case dict).
     """
 
-    type: Optional[str] = None
-    param: Optional[str] = None
     response: Optional[ErrorResponse] = None
+
+    # Read from the body when asked: one error is built per failed attempt (see __init__).
+    @property
+    def type(self) -> Optional[str]:
+        """``body["type"]``, if any."""
+        return _opt_str(self.body.get("type")) if isinstance(self.body, dict) else None
+
+    @property
+    def param(self) -> Optional[str]:
+        """``body["param"]``, if any."""
+        return _opt_str(self.body.get("param")) if isinstance(self.body, dict) else None
+
+    @property  # type: ignore[override]
+    def request(self) -> Optional[ErrorRequest]:
+        """The response's request (method and URL), unless one was set."""
+        own: Optional[ErrorRequest] = self.__dict__.get("_request")
+        if own is None and self.response is not None:
+            return self.response.request
+        return own
+
+    @request.setter
+    def request(self, value: Optional[ErrorRequest]) -> None:
+        self.__dict__["_request"] = value
 
     def __init__(
         self,
@@ -179,12 +200,8 @@ class APIStatusError(APIError):
         self.request_id = request_id
         self.body = body
         self.headers: Mapping[str, str] = headers if headers is not None else {}
-        if isinstance(body, dict):
-            self.type = _opt_str(body.get("type"))
-            self.param = _opt_str(body.get("param"))
         if response is not None:
             self.response = response
-            self.request = response.request
 
 
 class BadRequestError(APIStatusError):

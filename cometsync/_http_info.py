@@ -55,7 +55,16 @@ class ErrorResponse:
     Built once per failed attempt, so the headers are wrapped only when first read.
     """
 
-    __slots__ = ("_content", "_decoded", "_headers", "_raw_headers", "request", "status_code")
+    __slots__ = (
+        "_content",
+        "_decoded",
+        "_headers",
+        "_method",
+        "_raw_headers",
+        "_request",
+        "_url",
+        "status_code",
+    )
 
     def __init__(
         self,
@@ -63,14 +72,24 @@ class ErrorResponse:
         headers: Mapping[str, str],
         content: bytes,
         decoded: Any,
-        request: ErrorRequest,
+        method: str,
+        url: str,
     ) -> None:
         self.status_code = status_code
-        self.request = request
         self._raw_headers = headers
         self._headers: Optional[Headers] = None
         self._content = content
         self._decoded = decoded  # the parsed JSON, or the text when it is not JSON
+        self._method = method
+        self._url = url
+        self._request: Optional[ErrorRequest] = None
+
+    @property
+    def request(self) -> ErrorRequest:
+        """The request that got this response (method and URL only)."""
+        if self._request is None:
+            self._request = ErrorRequest(self._method, self._url)
+        return self._request
 
     @property
     def headers(self) -> Headers:
@@ -81,7 +100,7 @@ class ErrorResponse:
 
     @property
     def url(self) -> str:
-        return self.request.url
+        return self._url
 
     @property
     def content(self) -> bytes:
@@ -112,13 +131,12 @@ class ErrorResponse:
         clean = scrub(text)
         content = clean.encode() if clean != text else self._content
         decoded = scrub_json(self._decoded)
-        url = scrub(self.request.url)
+        url = scrub(self._url)
         same_headers = all(headers[k] == str(v) for k, v in self._raw_headers.items())
-        same = content is self._content and decoded == self._decoded and url == self.request.url
+        same = content is self._content and decoded == self._decoded and url == self._url
         if same and same_headers:
             return self
-        request = ErrorRequest(self.request.method, url)
-        return ErrorResponse(self.status_code, headers, content, decoded, request)
+        return ErrorResponse(self.status_code, headers, content, decoded, self._method, url)
 
     def __repr__(self) -> str:
         return f"<Response [{self.status_code}]>"

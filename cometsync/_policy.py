@@ -22,7 +22,7 @@ from ._errors import (
     PoolTimeoutError,
     status_error,
 )
-from ._http_info import ErrorRequest, ErrorResponse
+from ._http_info import ErrorResponse
 
 __all__ = [
     "BASE_URL_HINT",
@@ -298,8 +298,7 @@ def classify(
                 retry = should == "true" and not (fallback and status == 400)
     if status >= 500 and not json_error and not isinstance(body, dict) and _looks_html(body):
         hint = hint or "an HTML error page, likely from a proxy in front of the gateway"
-    request = ErrorRequest(method, getattr(outcome, "url", "") or "")
-    response = ErrorResponse(status, headers, getattr(outcome, "content", b""), body, request)
+    response = ErrorResponse(status, headers, outcome.content, body, method, outcome.url)
     error = status_error(
         status, headers, body, model=model, hint=hint, retry_after=retry_after, response=response
     )

@@ -194,7 +194,7 @@ class Redactor:
             return
         if error.args:
             error.args = tuple(self.text(a) if isinstance(a, str) else a for a in error.args)
-        for name in ("message", "request_id", "partial", "code", "type", "param"):
+        for name in ("message", "request_id", "partial", "code"):  # type, param: from body
             value = getattr(error, name, None)
             if isinstance(value, str):
                 setattr(error, name, self.text(value))
@@ -206,7 +206,6 @@ class Redactor:
         response = getattr(error, "response", None)
         if isinstance(response, ErrorResponse):
             error.response = response.scrubbed(self.text, self.json)  # type: ignore[attr-defined]
-            error.request = error.response.request  # type: ignore[attr-defined]
         request = getattr(error, "request", None)
         if isinstance(request, ErrorRequest) and not self.clean(request.url):
             error.request = ErrorRequest(request.method, self.text(request.url))  # type: ignore[attr-defined]

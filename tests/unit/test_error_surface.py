@@ -108,17 +108,17 @@ def test_fields_match_openai_python_for_the_same_body() -> None:
 
 def test_the_redactor_scrubs_type_param_response_and_request_of_an_error() -> None:
     """Redactor.error cleans the new attributes too, even when the response was not scrubbed."""
-    from cometsync._http_info import ErrorRequest, ErrorResponse
+    from cometsync._http_info import ErrorResponse
     from cometsync._redact import Redactor
 
     body = {"error": {"message": "m", "type": KEY, "param": KEY, "code": None}}
-    request = ErrorRequest("POST", f"http://127.0.0.1:9/v1/x?k={KEY}")
-    response = ErrorResponse(400, {"X-Echo": KEY}, json.dumps(body).encode(), body, request)
+    url = f"http://127.0.0.1:9/v1/x?k={KEY}"
+    response = ErrorResponse(400, {"X-Echo": KEY}, json.dumps(body).encode(), body, "POST", url)
     error = cometsync._errors.status_error(400, {}, body, model="m1", response=response)
     Redactor(KEY).error(error)
     assert error.response is not None and error.request is error.response.request
     texts = [str(error.type), str(error.param), error.response.text, error.response.request.url]
     texts += [str(dict(error.response.headers)), str(error.response.json()), str(error.body)]
     assert all(KEY not in t for t in texts) and "[redacted]" in error.response.text
-    clean = ErrorResponse(400, {"a": "b"}, b"{}", {}, ErrorRequest("GET", "http://h/"))
+    clean = ErrorResponse(400, {"a": "b"}, b"{}", {}, "GET", "http://h/")
     assert clean.scrubbed(Redactor(KEY).text, Redactor(KEY).json) is clean  # no copy when clean
