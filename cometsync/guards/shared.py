@@ -36,6 +36,8 @@ logger = logging.getLogger("cometsync")
 
 _NO_LIMIT = RateLimit()
 _NOTHING: Any = object()
+#: How far ahead an attempt without a timeout may reserve its turn (a day).
+_FOREVER = 86400.0
 
 
 class _Call(threading.local):
@@ -102,7 +104,12 @@ class SharedGuards(Guards):
         return self._limits.get(model) or self._limits.get(None) or _NO_LIMIT
 
     def _admit_argv(
-        self, model: Optional[str], mode: int, tokens: float, count: bool = False
+        self,
+        model: Optional[str],
+        mode: int,
+        tokens: float,
+        count: bool = False,
+        ahead: float = 0.0,
     ) -> Any:
         limit = self._limit(model)
         cool = self._cool
@@ -124,6 +131,7 @@ class SharedGuards(Guards):
             0.0 if budget is None else budget.ratio,
             self._floor,
             10.0 if budget is None else budget.window,
+            ahead,
         )
 
     def _observe(
@@ -295,13 +303,38 @@ class SharedGuards(Guards):
             self._settle[model] = self._settle.get(model, 0.0) + float(used - reserved)
 
     def _pace(self, model: Optional[str], tokens: int, give_up_at: Optional[float]) -> None:
+        """Wait for this attempt's turn: reserve it in the fleet's line, sleep, then send.
+
+        The store reserves a turn due within what is left of ``give_up_at`` (``"queued"``),
+        so callers are served in the order they asked, across processes, and nobody polls.
+        Waking up, one look (PEEK) checks that no hold or cooldown began meanwhile: either
+        forfeits the turn (its tokens are refunded, its request slot is not), a cooldown
+        gives up the attempt, a hold makes it queue again once the hold is over.
+        """
         while True:
+            now = self._clock.monotonic()
+            ahead = _FOREVER if give_up_at is None else max(0.0, give_up_at - now)
             verdict, wait = self.store.admit(
-                self._scope, model, self._admit_argv(model, model_.SEND, tokens)
+                self._scope, model, self._admit_argv(model, model_.SEND, tokens, ahead=ahead)
             )
             if verdict == "go":
                 return
-            now = self._clock.monotonic()
+            if verdict == "queued":
+                self._clock.sleep(wait)
+                seen, left = self.store.admit(
+                    self._scope, model, self._admit_argv(model, model_.PEEK, 0)
+                )
+                if seen not in ("hold", "cooldown"):
+                    return
+                self.settle(model, tokens, 0)  # the turn is lost; its tokens come back
+                if seen == "hold":
+                    continue
+                verdict, wait = seen, left
+            if verdict == "cooldown":
+                raise PoolTimeoutError(
+                    f"model {model}: cooling down for {wait:.3g}s more (shared); the attempt "
+                    "was not sent"
+                )
             if give_up_at is not None and now + wait > give_up_at:
                 raise PoolTimeoutError(
                     f"model {model}: the rate limit ({verdict}) allows no request before the "
