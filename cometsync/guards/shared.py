@@ -21,11 +21,12 @@ import threading
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from .._clock import Clock
-from .._errors import ConfigError, PoolTimeoutError
+from .._errors import ConfigError
 from .._policy import Classification
 from . import admission as model_
 from ._base import Guards
 from .cooldowns import NEUTRAL, OK, breaker_outcome
+from .pacing import pace
 from .protections import Protections
 from .ratelimit import RateLimit, RateLimits, coerce_rate_limits
 from .store import MemoryStore, RedisStore, Store, key_id
@@ -36,8 +37,6 @@ logger = logging.getLogger("cometsync")
 
 _NO_LIMIT = RateLimit()
 _NOTHING: Any = object()
-#: How far ahead an attempt without a timeout may reserve its turn (a day).
-_FOREVER = 86400.0
 
 
 class _Call(threading.local):
@@ -303,44 +302,14 @@ class SharedGuards(Guards):
             self._settle[model] = self._settle.get(model, 0.0) + float(used - reserved)
 
     def _pace(self, model: Optional[str], tokens: int, give_up_at: Optional[float]) -> None:
-        """Wait for this attempt's turn: reserve it in the fleet's line, sleep, then send.
+        """Wait for this attempt's turn in the fleet's line (``pacing.pace``)."""
 
-        The store reserves a turn due within what is left of ``give_up_at`` (``"queued"``),
-        so callers are served in the order they asked, across processes, and nobody polls.
-        Waking up, one look (PEEK) checks that no hold or cooldown began meanwhile: either
-        forfeits the turn (its tokens are refunded, its request slot is not), a cooldown
-        gives up the attempt, a hold makes it queue again once the hold is over.
-        """
-        while True:
-            now = self._clock.monotonic()
-            ahead = _FOREVER if give_up_at is None else max(0.0, give_up_at - now)
-            verdict, wait = self.store.admit(
-                self._scope, model, self._admit_argv(model, model_.SEND, tokens, ahead=ahead)
-            )
-            if verdict == "go":
-                return
-            if verdict == "queued":
-                self._clock.sleep(wait)
-                seen, left = self.store.admit(
-                    self._scope, model, self._admit_argv(model, model_.PEEK, 0)
-                )
-                if seen not in ("hold", "cooldown"):
-                    return
-                self.settle(model, tokens, 0)  # the turn is lost; its tokens come back
-                if seen == "hold":
-                    continue
-                verdict, wait = seen, left
-            if verdict == "cooldown":
-                raise PoolTimeoutError(
-                    f"model {model}: cooling down for {wait:.3g}s more (shared); the attempt "
-                    "was not sent"
-                )
-            if give_up_at is not None and now + wait > give_up_at:
-                raise PoolTimeoutError(
-                    f"model {model}: the rate limit ({verdict}) allows no request before the "
-                    f"attempt's timeout (next in {wait:.3g}s)"
-                )
-            self._clock.sleep(wait)
+        def ask(mode: int, ahead: float) -> Tuple[str, float]:
+            spend = tokens if mode == model_.SEND else 0
+            argv = self._admit_argv(model, mode, spend, ahead=ahead)
+            return self.store.admit(self._scope, model, argv)
+
+        pace(ask, self._clock, lambda: self.settle(model, tokens, 0), model, give_up_at)
 
     @contextlib.contextmanager
     def slot(

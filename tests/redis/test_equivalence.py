@@ -111,9 +111,7 @@ def _queue_ops(seed: int, n: int) -> List[Tuple[str, Any, List[float]]]:
     return out
 
 
-def _replay(
-    redis_db: Any, url: str, ops: List[Tuple[str, Any, List[float]]]
-) -> Dict[Any, bool]:
+def _replay(redis_db: Any, url: str, ops: List[Tuple[str, Any, List[float]]]) -> Dict[Any, bool]:
     """Run ``ops`` on the model and on Redis; assert equal answers and states; the verdicts."""
     store = RedisStore(url, "eq", FakeClock())
     states: Dict[Any, model.State] = {}

@@ -64,9 +64,7 @@ def test_clients_sharing_redis_are_served_in_turn(redis_db: Any, patient_url: st
             with lock:
                 slowest[0] = max(slowest[0], time.monotonic() - began)
 
-    threads = [
-        threading.Thread(target=run, args=(c,)) for c in clients for _ in range(THREADS)
-    ]
+    threads = [threading.Thread(target=run, args=(c,)) for c in clients for _ in range(THREADS)]
     for t in threads:
         t.start()
     for t in threads:
