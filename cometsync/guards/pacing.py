@@ -7,13 +7,15 @@ served in the order they asked, across threads and processes, and nobody polls.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+import threading
+from collections import deque
+from typing import Callable, Deque, Dict, Optional, Tuple
 
 from .._clock import Clock
 from .._errors import PoolTimeoutError
 from . import admission as model_
 
-__all__ = ["pace"]
+__all__ = ["Turns", "pace"]
 
 #: How far ahead an attempt without a timeout may reserve its turn (a day).
 FOREVER = 86400.0
@@ -63,3 +65,30 @@ def pace(
                 f"attempt's timeout (next in {wait:.3g}s)"
             )
         clock.sleep(wait)
+
+
+class Turns:
+    """Turns the store reserved for a virtual-time driver's sends, per model, in order.
+
+    A driver that must never block (``try_acquire``) cannot sleep to its turn: it notes the
+    turn here and comes back when it is due; any send of that model that comes back then
+    takes it (the process's turns are interchangeable).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._due: Dict[Optional[str], Deque[float]] = {}
+
+    def add(self, model: Optional[str], at: float) -> None:
+        """A turn reserved for ``model`` at ``at`` (monotonic seconds)."""
+        with self._lock:
+            self._due.setdefault(model, deque()).append(at)
+
+    def take(self, model: Optional[str], now: float) -> bool:
+        """Take the earliest turn of ``model`` if it is due by ``now``."""
+        with self._lock:
+            turns = self._due.get(model)
+            if turns and turns[0] <= now + model_.EPSILON:
+                turns.popleft()
+                return True
+            return False

@@ -26,7 +26,7 @@ from .._policy import Classification
 from . import admission as model_
 from ._base import Guards
 from .cooldowns import NEUTRAL, OK, breaker_outcome
-from .pacing import pace
+from .pacing import Turns, pace
 from .protections import Protections
 from .ratelimit import RateLimit, RateLimits, coerce_rate_limits
 from .store import MemoryStore, RedisStore, Store, key_id
@@ -97,6 +97,8 @@ class SharedGuards(Guards):
         self._learned: Dict[Optional[str], Tuple[float, float, float]] = {}
         self._settle: Dict[Optional[str], float] = {}  # tokens to settle at the next admission
         self._call = _Call()
+        self._turns = Turns()  # try_acquire's reserved turns
+        self.queue_ahead = 120.0  # try_acquire's wait budget: a default Timeout()'s
 
     # -- helpers ---------------------------------------------------------------------------
     def _limit(self, model: Optional[str]) -> RateLimit:
@@ -326,14 +328,21 @@ class SharedGuards(Guards):
             yield
 
     def try_acquire(self, model: Optional[str], now: float) -> bool:
+        """A virtual-time send: a due turn of this process's goes (unless a hold or cooldown
+        began since); else a turn within ``queue_ahead`` is reserved (see ``acquire_in``)."""
         if not self.inner.try_acquire(model, now):
             return False
-        verdict, wait = self.store.admit(
-            self._scope, model, self._admit_argv(model, model_.SEND, 0)
-        )
+        if self._turns.take(model, now):
+            seen, _ = self.store.admit(self._scope, model, self._admit_argv(model, model_.PEEK, 0))
+            if seen not in ("hold", "cooldown"):
+                return True
+        argv = self._admit_argv(model, model_.SEND, 0, ahead=self.queue_ahead)
+        verdict, wait = self.store.admit(self._scope, model, argv)
         if verdict == "go":
             return True
         self.inner.release(model, now)
+        if verdict == "queued":
+            self._turns.add(model, now + wait)
         self._remember(model, wait)
         return False
 

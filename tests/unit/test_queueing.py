@@ -8,7 +8,7 @@ import pytest
 
 import cometsync
 from cometsync._errors import PoolTimeoutError
-from cometsync.guards import NO_GUARDS
+from cometsync.guards import Guards
 from cometsync.guards import admission as model
 from cometsync.guards.shared import SharedGuards, build_guards
 from cometsync.guards.store import MemoryStore
@@ -86,9 +86,16 @@ class HookClock(FakeClock):
             hook()
 
 
+class Free(Guards):
+    """Local protections that never make a send wait (so only the shared turn counts)."""
+
+    def acquire_in(self, model: Optional[str], now: float) -> Optional[float]:
+        return 0.0
+
+
 def guards(clock: FakeClock, store: MemoryStore, rpm: float = 600) -> SharedGuards:
     made = build_guards(
-        NO_GUARDS,
+        Free(),
         cometsync.Protections(),
         api_key="k",
         rate_limit=cometsync.RateLimit(rpm=rpm),
@@ -173,3 +180,27 @@ def test_threads_of_one_process_are_served_in_line() -> None:
         paced(g, 5.0)
         waits.extend(clock.sleeps[before:])
     assert waits == pytest.approx([1.0, 1.0, 1.0], abs=1e-5)
+
+
+def test_a_virtual_time_send_reserves_its_turn_and_keeps_it() -> None:
+    """try_acquire (never blocking) reserves a turn; a later asker queues behind it."""
+    store = MemoryStore(fleet=True)
+    clock = FakeClock()
+    a, b = guards(clock, store), guards(clock, store)
+
+    def at(offset: float) -> float:
+        clock.advance(offset - (clock.monotonic() - start))
+        return clock.monotonic()
+
+    start = clock.monotonic()
+    assert all(a.try_acquire("m", at(0.0)) for _ in range(10))  # the burst
+    assert not a.try_acquire("m", at(0.0))
+    assert a.acquire_in("m", at(0.0)) == pytest.approx(0.1, abs=1e-5)
+    assert not b.try_acquire("m", at(0.05))  # b asks later: its turn is after a's
+    assert b.acquire_in("m", at(0.05)) == pytest.approx(0.15, abs=1e-5)
+    assert not b.try_acquire("m", at(0.1))  # a's turn is not b's: b's other send queues (0.3)
+    assert a.try_acquire("m", at(0.1))  # a's reserved turn: no new reservation
+    assert b.try_acquire("m", at(0.2))
+    rt = store._models[(a._scope, "m")]["rt"]
+    # 13 turns charged (10 + a's + b's two), each send charged once: none lost, none doubled
+    assert rt - clock.time() == pytest.approx(1.3 - 0.2, abs=1e-5)
