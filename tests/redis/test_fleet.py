@@ -50,5 +50,6 @@ def test_processes_sharing_redis_take_turns(redis_db: Any, patient_url: str) -> 
         shared = real_fleet.summarize(sim, since, counts)
     assert shared["calls_failed"] == 0, shared["errors"]
     assert shared["redis_reachable"]
-    assert max(shared["ok_per_process"]) - min(shared["ok_per_process"]) <= 2, shared
+    # Typically 5-6 calls each (main's polling: 1 vs 13); 3 leaves room for a loaded machine.
+    assert max(shared["ok_per_process"]) - min(shared["ok_per_process"]) <= 3, shared
     assert shared["slowest_call_s"] <= 1.0 + 0.4, shared  # three turns ahead, never a lottery
