@@ -51,6 +51,7 @@ from ._policy import (
 from ._recovery import (
     Deliver,
     StreamBreak,
+    break_step,
     break_verdict,
     broken_record,
     prefill_refused_step,
@@ -260,7 +261,7 @@ def call_flow(
             if outcome is None:
                 raise TypeError("the driver answered a Send with None")
             # Positional: the keyword call costs more, once per attempt.
-            verdict, deferred = assess(outcome, policy, model, clock.time())  # type: ignore[arg-type]
+            verdict, deferred = assess(outcome, policy, model, clock.time(), method)  # type: ignore[arg-type]
             result: Any = None
             if verdict.ok:
                 try:
@@ -338,6 +339,7 @@ def call_flow(
                     has_next,
                 )
                 step, rewait = guard_retry(step, verdict, model, has_next, done_at)
+                step = break_step(step, brk)
                 delivered = attempts()[-1]  # every record is built: the Deliver above built them
                 record(broken_record(delivered, brk, step, done_at - sent_at, scrub), replace=True)
                 failure, decision = verdict.error, step.decision

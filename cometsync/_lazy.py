@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple, Union
 
 from ._attempt import Attempt
 from ._errors import APIError, APIStatusError, status_error
+from ._http_info import ErrorResponse
 
 __all__ = ["Deferred", "Unbuilt", "build_record", "built"]
 
@@ -26,9 +27,15 @@ class Deferred(NamedTuple):
     model: Optional[str]
     hint: str
     retry_after: Optional[float]
+    content: bytes
+    method: str
+    url: str
 
     def build(self) -> APIStatusError:
         """The error ``classify`` puts in its verdict (a new, equal one on every call)."""
+        response = ErrorResponse(
+            self.status, self.headers, self.content, self.body, self.method, self.url
+        )
         return status_error(
             self.status,
             self.headers,
@@ -36,6 +43,7 @@ class Deferred(NamedTuple):
             model=self.model,
             hint=self.hint,
             retry_after=self.retry_after,
+            response=response,
         )
 
 

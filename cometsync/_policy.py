@@ -25,6 +25,7 @@ from ._lazy import Deferred
 
 __all__ = [
     "BASE_URL_HINT",
+    "NO_RESPONSE",
     "Classification",
     "RateLimitInfo",
     "ResponseLike",
@@ -98,8 +99,9 @@ class ResponseLike:
     headers: Mapping[str, str]
     content: bytes
     url: str
-    # The last verdict of a reply marked ``shared``: (policy, model, what ``assess`` said).
-    _assessed: Optional[Tuple[Any, Optional[str], Any]] = None
+    # The last verdict of a reply marked ``shared``: (policy, model, method, what ``assess``
+    # said).
+    _assessed: Optional[Tuple[Any, Optional[str], Optional[str], Any]] = None
 
     def json(self) -> Any:
         return loads(self.content)
@@ -111,12 +113,12 @@ R = TypeVar("R", bound=ResponseLike)
 def shared(response: R) -> R:
     """Mark a reply that answers many attempts unchanged (a simulator's canned reply).
 
-    ``assess`` then keeps its verdict on it, per policy and model, instead of classifying the
-    same object again for each attempt: a pure function of an object that no longer changes.
-    A verdict that depends on the clock (a Retry-After date) is never kept. Returns
-    ``response``, which must not be changed afterwards.
+    ``assess`` then keeps its verdict on it, per policy, model and method, instead of
+    classifying the same object again for each attempt: a pure function of an object that no
+    longer changes. A verdict that depends on the clock (a Retry-After date) is never kept.
+    Returns ``response``, which must not be changed afterwards.
     """
-    response._assessed = (None, None, None)
+    response._assessed = (None, None, None, None)
     return response
 
 
@@ -244,6 +246,7 @@ def classify(
     *,
     model: Optional[str],
     now: float,
+    method: str = "POST",
 ) -> Classification:
     """Classify one attempt's outcome (a response, or a transport error).
 
@@ -252,8 +255,9 @@ def classify(
         policy: the retry policy in force.
         model: the model the attempt was for (named in error messages).
         now: wall-clock seconds since the epoch, to resolve Retry-After dates.
+        method: the request's method, kept on a status error's ``.response.request``.
     """
-    verdict, deferred = assess(outcome, policy, model, now)
+    verdict, deferred = assess(outcome, policy, model, now, method)
     if deferred is None:
         return verdict
     return _with_error(verdict, deferred.build())
@@ -282,6 +286,7 @@ def assess(
     policy: RetryPolicy,
     model: Optional[str],
     now: float,
+    method: str = "POST",
 ) -> Tuple[Classification, Optional[Deferred]]:
     """``classify``, with an error status's error left to build: ``(verdict, deferred)``.
 
@@ -310,8 +315,8 @@ def assess(
             return _OK, None
         return Classification(True, rate_limit=rate_limit, token_limit=token_limit), None
     kept = getattr(outcome, "_assessed", None)
-    if kept is not None and kept[0] is policy and kept[1] == model:
-        return kept[2]  # type: ignore[no-any-return]
+    if kept is not None and kept[0] is policy and kept[1] == model and kept[2] == method:
+        return kept[3]  # type: ignore[no-any-return]
     get = headers.get
     # Most failures carry neither header: the parsers' calls only when one is there.
     timeless = get("retry-after-ms") is None and get("retry-after") is None
@@ -370,9 +375,13 @@ def assess(
             else parse_rate_limit(headers, "tokens"),
         ),
     )
-    assessed = verdict, _tuple_new(Deferred, (status, headers, body, model, hint, retry_after))
+    deferred = _tuple_new(
+        Deferred,
+        (status, headers, body, model, hint, retry_after, outcome.content, method, outcome.url),
+    )
+    assessed = verdict, deferred
     if kept is not None and timeless:
-        outcome._assessed = (policy, model, assessed)
+        outcome._assessed = (policy, model, method, assessed)
     return assessed
 
 
@@ -420,6 +429,10 @@ def invalid_body(model: Optional[str], status: int, problem: str) -> APIResponse
     )
 
 
+#: The reason of a fail-over after a timeout with no response.
+NO_RESPONSE = "timed out with no response: the next model at once"
+
+
 def decide(
     verdict: Classification,
     attempt: int,
@@ -442,7 +455,7 @@ def decide(
         return _SUCCESS
     move_on = "fallback" if verdict.fallback and has_next_model else "raise"
     if verdict.fail_over and move_on == "fallback":
-        return Step(move_on, reason="timed out with no response: the next model at once")
+        return Step(move_on, reason=NO_RESPONSE)
     if not verdict.retry:
         reason = "not retryable" if not verdict.fallback else "not retryable on this model"
         return Step(move_on, reason=reason)

@@ -40,6 +40,15 @@ def _same_error(one: Any, two: Any) -> None:
     assert str(one) == str(two)
     for name in ("status_code", "code", "request_id", "body", "model", "retry_after"):
         assert getattr(one, name, None) == getattr(two, name, None), name
+    mine, theirs = getattr(one, "response", None), getattr(two, "response", None)
+    assert (mine is None) == (theirs is None)
+    if mine is not None:
+        assert (mine.status_code, mine.text, mine.request.method, mine.request.url) == (
+            theirs.status_code,
+            theirs.text,
+            theirs.request.method,
+            theirs.request.url,
+        )
 
 
 @pytest.mark.parametrize(("status", "body", "headers"), REPLIES)
