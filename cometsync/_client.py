@@ -19,7 +19,7 @@ from ._catalog import DEFAULT_CATALOG_TTL, CatalogCache, ModelInfo
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import OnAttempt, _make_options, _Shared, _with_max_retries
 from ._errors import APIError, APIStatusError, ConfigError, PoolTimeoutError
-from ._flow import CallSpec, Send, Sleep, call_flow
+from ._flow import CallSpec, Queued, Send, Sleep, call_flow
 from ._metrics import log_attempt
 from ._policy import RetryPolicy
 from ._pricing import CostEstimate
@@ -28,7 +28,7 @@ from ._stream_open import open_stream
 from ._transport import HTTPRequest, RequestsTransport, Transport
 from ._types import Attempt, ChatCompletion, Timeout, TimeoutLike
 from ._validate import DEFAULT_BASE_URL, _check_api_key, _check_parts
-from .guards import Guards, Protections
+from .guards import NO_GUARDS, Guards, Protections
 from .resources import Catalog, Chat, Models
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
@@ -345,8 +345,14 @@ class Client:
         # deadline's remainder), so a congested model fails as a timeout, never hangs.
         wait = max(action.timeout.connect, action.timeout.read)
         clock = self._shared.clock
+        # A route without a model is no model's traffic: it takes no limiter slot.
+        guards = self._shared.guards if action.model is not None else NO_GUARDS
+        began = clock.monotonic()
+        sent_at: Optional[float] = None
+        outcome: Any
         try:
-            with self._shared.guards.slot(action.model, wait):
+            with guards.slot(action.model, wait):
+                sent_at = clock.monotonic()
                 timeout = action.timeout
                 if action.stop_at is not None:  # the slot wait came out of the deadline
                     left = action.stop_at - clock.monotonic()
@@ -357,9 +363,13 @@ class Client:
                     timeout = timeout.capped(left)
                 response = self._shared.transport.send(request, timeout)
                 # Read a stream up to its first chunk here, so failures before it are retried.
-                return open_stream(response, action.model) if action.stream else response
+                outcome = open_stream(response, action.model) if action.stream else response
         except APIError as error:
-            return error
+            outcome = error
+        # The time spent waiting for the slot (limit, pacing, server hold) is the attempt's
+        # `queued`, not part of its latency.
+        queued = (clock.monotonic() if sent_at is None else sent_at) - began
+        return Queued(outcome, queued) if queued > 0 else outcome
 
     def _scrub_error(self, error: APIError) -> None:
         """Remove the key from an error a server may have echoed it into (message and body)."""
