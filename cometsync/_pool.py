@@ -106,6 +106,11 @@ def bounded_map(
     def wait_one() -> int:
         index = finished.get()  # blocks; KeyboardInterrupt lands here
         count[1] -= 1
+        future = futures[index]
+        if not return_exceptions and (future.cancelled() or future.exception() is not None):
+            # This failure will be raised once its turn comes: what follows it is never
+            # yielded, so read no more.
+            broken.append(_Exhausted())
         refill()  # a worker is free: give it the next item before anything else
         return index
 

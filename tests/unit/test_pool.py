@@ -355,3 +355,29 @@ def test_unordered_map_raises_the_first_failure_to_finish() -> None:
         with pytest.raises(cometsync.BadRequestError):
             next(results)
         gate.set()
+
+
+def test_a_failure_behind_a_slow_head_stops_the_reading() -> None:
+    """Once a later item has failed (to be raised in its turn), no further item is read."""
+    gate = threading.Event()
+    consumed = [0]
+
+    def source() -> Iterator[int]:
+        for i in range(1000):
+            consumed[0] += 1
+            yield i
+
+    def job(i: int) -> int:
+        if i == 0:
+            gate.wait(5)
+        if i == 3:
+            raise ValueError("item 3 failed")
+        return i
+
+    with ThreadPoolExecutor(2) as pool:
+        results = bounded_map(lambda i: pool.submit(job, i), source(), window=500, ahead=2)
+        threading.Timer(0.2, gate.set).start()
+        assert [next(results), next(results), next(results)] == [0, 1, 2]
+        with pytest.raises(ValueError, match="item 3"):
+            next(results)
+    assert consumed[0] <= 3 + 1 + 2  # up to the failure, plus what was in the pool beside it
