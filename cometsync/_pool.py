@@ -83,7 +83,7 @@ def bounded_map(
     finished: queue.SimpleQueue[int] = queue.SimpleQueue()  # indices, as they finish
     futures: Dict[int, Future[R]] = {}  # read and not yielded, by input index
     ready: Set[int] = set()  # finished and not yielded (input order only)
-    broken: List[Exception] = []  # what the input itself raised, re-raised once drained
+    broken: List[Exception] = []  # why reading stopped: an input error is re-raised at the end
     count = [0, 0]  # items read so far; items submitted and not seen to finish
 
     def refill() -> None:
