@@ -230,9 +230,18 @@ def _recovery(scenario: Scenario, tasks: Sequence[Task]) -> Dict[str, Any]:
             recovered = round(t - trigger_end, 1)
             break
         t += window
+    # When the chain's first model is in use again: the first call after the trigger that it
+    # answered (a one-model chain has nothing else to use, so it says nothing there).
+    primary = scenario.chain[0]
+    back = [
+        x.started - trigger_end
+        for x in after
+        if x.ok and getattr(x.result, "model", None) == primary
+    ]
     return {
         "success_after_trigger": round(sum(x.ok for x in after) / len(after), 4) if after else None,
         "recovered_after_s": recovered,
+        "primary_back_after_s": round(min(back), 3) if back and len(scenario.chain) > 1 else None,
     }
 
 
@@ -290,6 +299,7 @@ _COLUMNS = (
     ("p99 s", "p99_s"),
     ("cost $/1k ok", "cost_per_success_usd"),
     ("ok after trigger", "success_after_trigger"),
+    ("primary back s", "primary_back_after_s"),
 )
 
 

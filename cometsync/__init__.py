@@ -16,6 +16,7 @@ from ._backoff import (
 from ._catalog import ModelInfo, Pricing
 from ._client import DEFAULT_BASE_URL, Client, __version__
 from ._clock import Clock, SystemClock
+from ._embedding_types import CreateEmbeddingResponse, Embedding, EmbeddingUsage, SyncPage
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -41,8 +42,10 @@ from ._errors import (
 from ._metrics import MetricsRecorder
 from ._policy import RetryPolicy, parse_retry_after
 from ._pricing import CostEstimate
+from ._raw import RawResponse
 from ._stream import Stream, accumulate
 from ._transport import HTTPRequest, RequestsTransport, Response, Transport
+from ._transport_urllib3 import Urllib3Transport
 from ._types import (
     Attempt,
     ChatCompletion,
@@ -55,7 +58,15 @@ from ._types import (
     Timeout,
     Usage,
 )
-from .guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
+from .guards import (
+    AdaptiveLimiter,
+    Cooldowns,
+    Guards,
+    Protections,
+    ProtectiveGuards,
+    RateLimit,
+    RetryBudget,
+)
 
 __all__ = [
     "APIConnectionError",
@@ -83,8 +94,11 @@ __all__ = [
     "Constant",
     "Cooldowns",
     "CostEstimate",
+    "CreateEmbeddingResponse",
     "DEFAULT_BASE_URL",
     "DecorrelatedJitter",
+    "Embedding",
+    "EmbeddingUsage",
     "EqualJitter",
     "Exponential",
     "FullJitter",
@@ -101,7 +115,9 @@ __all__ = [
     "Pricing",
     "Protections",
     "ProtectiveGuards",
+    "RateLimit",
     "RateLimitError",
+    "RawResponse",
     "RequestTypeError",
     "RequestValidationError",
     "RequestsTransport",
@@ -110,10 +126,12 @@ __all__ = [
     "RetryPolicy",
     "ScaledJitter",
     "Stream",
+    "SyncPage",
     "SystemClock",
     "Timeout",
     "Transport",
     "UnprocessableEntityError",
+    "Urllib3Transport",
     "Usage",
     "__version__",
     "accumulate",

@@ -1,7 +1,8 @@
 """The batch runner behind ``cometsync batch``: JSONL in, one JSONL result per line out.
 
 Input lines use the OpenAI batch format, ``{"custom_id": ..., "body": {chat request}}``
-(``method`` and ``url``, when present, must be ``POST`` and a ``/chat/completions`` URL).
+(``method`` and ``url``, when present, must be ``POST`` and a ``/chat/completions`` URL), or
+``{"custom_id", "url": "/v1/embeddings", "body": {embedding request}}``; one file may mix them.
 Output lines are ``{"custom_id", "response", "error"}``, written and flushed one by one as
 requests finish (completion order, as OpenAI's batch output: join on ``custom_id``), so no
 worker waits behind a slow line, an interrupted run keeps every finished line and ``resume``
@@ -17,7 +18,10 @@ Decisions:
 - a duplicate ``custom_id`` (its second and later lines) is reported with its line number,
   counted as a failure, and NOT written: the output keeps each ``custom_id`` once, so joins
   and ``--resume`` stay unambiguous;
-- the body's ``model`` wins; the default model fills in lines without one;
+- the body's ``model`` wins; the default model fills in lines without one (embedding lines
+  too: give embedding lines their model when the default is a chat model);
+- embedding lines never fall back to the client's chat fallback models (vectors of two models
+  are not comparable); a line's own ``fallback_models`` is not read either;
 - resume skips every ``custom_id`` already in the output, failures included.
 """
 
@@ -44,16 +48,10 @@ from typing import (
     Union,
 )
 
-from ._batch_input import (
-    BatchFileError,
-    BatchLine,
-    DoneLines,
-    count_todo,
-    input_lines,
-    parse_line,
-    read_done,
-)
+from ._batch_files import BatchFileError, DoneLines, count_todo, input_lines, read_done
+from ._batch_lines import BatchLine, parse_line
 from ._client import Client
+from ._embedding_types import CreateEmbeddingResponse
 from ._errors import APIError, APIStatusError, RequestValidationError
 from ._pool import bounded_map, done_future, map_window
 from ._types import Attempt, ChatCompletion
@@ -132,7 +130,10 @@ def _error_record(error: BaseException) -> Dict[str, Any]:
     return record
 
 
-def success_record(result: ChatCompletion) -> Dict[str, Any]:
+Result = Union[ChatCompletion, CreateEmbeddingResponse]
+
+
+def success_record(result: Result) -> Dict[str, Any]:
     return {
         "status_code": 200,
         "body": result.to_dict(),
@@ -224,7 +225,7 @@ def run_batch(
 
 # A line to write: the parsed line, and for one that is not run, its failure kind and message.
 _Item = Tuple[BatchLine, Optional[Tuple[str, str]]]
-Outcome = Union[ChatCompletion, Exception, None]
+Outcome = Union[Result, Exception, None]
 
 
 def _todo(
@@ -279,10 +280,14 @@ def _run_lines(
 
 
 def _run_one(client: Client, item: _Item) -> Tuple[_Item, Outcome]:
-    request = item[0].request
-    assert request is not None
+    line = item[0]
+    assert line.request is not None
     try:
-        return item, client.chat.completions.create(**request)
+        if line.kind == "embeddings":
+            # Never the client's chat fallbacks: vectors of two models are not comparable.
+            embedded: Result = client.embeddings.create(**line.request)
+            return item, embedded
+        return item, client.chat.completions.create(**line.request)
     except Exception as exc:  # every failure becomes the line's error record
         return item, exc
 
@@ -305,7 +310,7 @@ def _record(
         report(message)
         if kind != DUPLICATE:
             writer.write(custom_id, None, {"type": kind, "message": message, "line": number})
-    elif isinstance(outcome, ChatCompletion):
+    elif isinstance(outcome, (ChatCompletion, CreateEmbeddingResponse)):
         summary.succeeded += 1
         summary.count(outcome.attempts)
         if outcome.cost is None:

@@ -10,33 +10,55 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+)
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from ._catalog import DEFAULT_CATALOG_TTL, CatalogCache, ModelInfo
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import OnAttempt, _make_options, _Shared, _with_max_retries
-from ._errors import APIError, APIStatusError, ConfigError, PoolTimeoutError
-from ._flow import CallSpec, Queued, Send, Sleep, call_flow
+from ._errors import APIError, APIStatusError, APITimeoutError, ConfigError, PoolTimeoutError
+from ._flow import CallSpec, Deliver, Queued, Send, Sleep, call_flow
 from ._metrics import log_attempt
 from ._policy import RetryPolicy
-from ._pricing import CostEstimate
+from ._pricing import CostEstimate, Priced
+from ._recovery import FlowHandle
 from ._stream import defer_success
-from ._stream_open import open_stream
+from ._stream_open import FirstToken, open_stream
 from ._transport import HTTPRequest, RequestsTransport, Transport
-from ._types import Attempt, ChatCompletion, Timeout, TimeoutLike
+from ._transport_urllib3 import Urllib3Transport
+from ._types import Attempt, Timeout, TimeoutLike
 from ._validate import DEFAULT_BASE_URL, _check_api_key, _check_parts
 from .guards import NO_GUARDS, Guards, Protections
-from .resources import Catalog, Chat, Models
+from .guards.ratelimit import estimate_tokens
+from .guards.shared import SharedGuards, build_guards
+from .resources import Catalog, Chat, Embeddings, Models
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # made once, not per call
+
 __version__ = "0.1.0"
+# The library that speaks HTTP on the default path (a caller's Session also sends through it).
+_USER_AGENT = f"cometsync/{__version__} python-urllib3/{getattr(urllib3, '__version__', '')}"
 
 T = TypeVar("T")
 _UNSET: Any = object()
+
+
+_SLACK = 0.01  # seconds: a socket timeout may fire a hair before the clock reaches it
 
 
 class Client:
@@ -48,6 +70,7 @@ class Client:
         fallback_models: model ids tried, in order, after the requested one.
         retry: the per-model retry policy; None means ``RetryPolicy()``.
         timeout: per attempt: seconds, ``(connect, read)`` or ``Timeout``; None means 5 s / 120 s.
+            ``Timeout(first_token=...)`` also bounds a stream's wait for its first content.
         deadline: seconds for a whole call across every attempt and model, or None.
         max_workers: bound of the thread pool behind ``submit``/``map``; also sizes the
             connection pool.
@@ -65,6 +88,16 @@ class Client:
         catalog_ttl: seconds the catalog is kept before it is fetched again.
         max_retries: openai-python's shortcut: ``retry`` (or the default policy) with this
             many retries per model.
+        stream_recovery: a stream broken after its first chunk is asked again (continued
+            from its partial answer) under the same retry policy, budget, guards and
+            deadline; False raises ``APIStreamError`` at once. See the README's Streaming.
+        rate_limit: the key's client-side limit, a ``RateLimit`` for every model or a dict
+            ``{model: RateLimit}``; paced (burst: one second's worth). Limits the server
+            announces in ``x-ratelimit-limit-*`` headers are learned and paced to as well.
+        shared_state: a ``redis://`` URL or a ``redis.Redis`` you own: rate limits, server
+            holds, cooldowns and the retry budget are then shared by every client of this key
+            using it (``pip install 'cometsync[redis]'``). None: per process.
+        shared_namespace: prefix of the Redis keys, to separate applications.
 
     Once prices are known, each priced call is reported to the ``on_attempt`` hook's
     ``add_cost(model, usd)`` when it has one (``MetricsRecorder`` does), and a fallback model
@@ -94,6 +127,10 @@ class Client:
         price_calls: bool = False,
         catalog_ttl: float = DEFAULT_CATALOG_TTL,
         max_retries: Optional[int] = None,
+        stream_recovery: bool = True,
+        rate_limit: Any = None,
+        shared_state: Any = None,
+        shared_namespace: str = "cometsync",
     ) -> None:
         key = _check_api_key(api_key, os.environ.get("COMETAPI_KEY"))
         url = base_url if base_url is not None else os.environ.get("COMETAPI_BASE_URL")
@@ -107,15 +144,28 @@ class Client:
             deadline=deadline,
             on_attempt=on_attempt,
             default_headers=default_headers or {},
+            stream_recovery=stream_recovery,
         )
         owns = transport is None
-        if transport is None:
-            transport = RequestsTransport(
-                session, pool_maxsize=max_workers, base_url=self._options.base_url
-            )
+        if transport is None and session is not None:
+            transport = RequestsTransport(session)  # the caller's Session, used as given
+        elif transport is None:
+            transport = Urllib3Transport(max_workers, base_url=self._options.base_url)
         clock = clock or SYSTEM_CLOCK
         if guards is None:
-            guards = (protections or Protections()).build(ceiling=max_workers, clock=clock)
+            protections = protections or Protections()
+            guards = build_guards(
+                protections.build(ceiling=max_workers, clock=clock),
+                protections,
+                api_key=self._options.api_key,
+                rate_limit=rate_limit,
+                shared_state=shared_state,
+                shared_namespace=shared_namespace,
+                ceiling=max_workers,
+                clock=clock,
+            )
+        elif rate_limit is not None or shared_state is not None:
+            raise ConfigError("rate_limit= and shared_state= need the built-in guards, not guards=")
         self._shared = _Shared(
             transport,
             owns,
@@ -129,6 +179,7 @@ class Client:
 
     def _bind(self) -> None:
         self.chat = Chat(self)
+        self.embeddings = Embeddings(self)
         self.models = Models(self)
         self._catalog = Catalog(self)
 
@@ -154,6 +205,10 @@ class Client:
         return self._options.deadline
 
     @property
+    def stream_recovery(self) -> bool:
+        return self._options.stream_recovery
+
+    @property
     def max_workers(self) -> int:
         return self._shared.max_workers
 
@@ -167,6 +222,7 @@ class Client:
         deadline: Any = _UNSET,
         on_attempt: Any = _UNSET,
         default_headers: Any = _UNSET,
+        stream_recovery: Any = _UNSET,
     ) -> Client:
         """A copy with other call settings that shares this client's pools and protections.
 
@@ -189,6 +245,7 @@ class Client:
             deadline=o.deadline if deadline is _UNSET else deadline,
             on_attempt=o.on_attempt if on_attempt is _UNSET else on_attempt,
             default_headers=o.default_headers if default_headers is _UNSET else default_headers,
+            stream_recovery=o.stream_recovery if stream_recovery is _UNSET else stream_recovery,
         )
         copy._shared = self._shared
         copy._bind()
@@ -233,7 +290,7 @@ class Client:
         """
         return self._catalog.estimate_cost(models, prompt_tokens, completion_tokens)
 
-    def _price(self, result: ChatCompletion, chain: Sequence[str]) -> ChatCompletion:
+    def _price(self, result: Priced, chain: Sequence[str]) -> Priced:
         """``result`` with its cost when the prices are known (a copy; nothing shared changes)."""
         return self._catalog.price(result, chain)
 
@@ -252,6 +309,8 @@ class Client:
             executor.shutdown(wait=True, cancel_futures=True)
         if self._shared.owns_transport:
             self._shared.transport.close()
+        if isinstance(self._shared.guards, SharedGuards):
+            self._shared.guards.close()
 
     def __enter__(self) -> Client:
         return self
@@ -273,13 +332,16 @@ class Client:
         return text.replace(key, "[redacted]") if key and key in text else text
 
     def _headers(self, extra: Optional[Mapping[str, str]], auth: bool = True) -> Dict[str, str]:
-        headers = {
-            "Authorization": f"Bearer {self._options.api_key}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": f"cometsync/{__version__} python-requests/{requests.__version__}",
-        }
-        headers.update(self._options.default_headers)
+        base: Optional[Dict[str, str]] = getattr(self, "_base_headers", None)
+        if base is None:  # once per client (copies included): the options never change
+            base = self._base_headers = {
+                "Authorization": f"Bearer {self._options.api_key}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": _USER_AGENT,
+                **self._options.default_headers,
+            }
+        headers = dict(base)
         if extra:
             headers.update(extra)
         if not auth:
@@ -318,41 +380,91 @@ class Client:
             on_attempt=defer_success(self._on_attempt) if spec.stream else self._on_attempt,
             scrub=self._scrub,
         )
+        guards = shared.guards
+        # Rate limits: reserve tokens, settle to usage (a route without a model has none).
+        paced = isinstance(guards, SharedGuards) and any(m is not None for m in chain)
+        last: List[Tuple[Optional[str], int]] = []  # the last Send's (model, tokens reserved)
+
+        def drive(first: Callable[[], Any]) -> Deliver:
+            return self._drive(flow, headers, first, paced, last)
+
         try:
-            action = next(flow)
-            while True:
+            if paced:
+                with guards.call(estimate_tokens(spec.body)):  # type: ignore[attr-defined]
+                    action = drive(flow.__next__)
+            else:
+                action = drive(flow.__next__)
+        except StopIteration as stop:
+            flow.close()
+            if last and last[-1][1]:
+                used = getattr(getattr(stop.value, "usage", None), "total_tokens", None)
+                if isinstance(used, int):
+                    guards.settle(last[-1][0], last[-1][1], used)
+            return stop.value  # type: ignore[no-any-return]
+        except BaseException:
+            flow.close()
+            raise
+        # A stream with recovery: its reader resumes the flow if the stream breaks (a stream
+        # keeps its token estimate: its usage is not settled).
+        action.result._bind_flow(FlowHandle(flow, drive))
+        return action.result  # type: ignore[no-any-return]
+
+    def _drive(
+        self,
+        flow: Any,
+        headers: Mapping[str, str],
+        first: Callable[[], Any],
+        paced: bool,
+        last: List[Tuple[Optional[str], int]],
+    ) -> Deliver:
+        """Carry out the flow's actions, from ``first()``, until it delivers a stream.
+
+        Raises:
+            StopIteration: the flow returned its result.
+            APIError: the flow failed (scrubbed of the key).
+        """
+        try:
+            action = first()
+            while not isinstance(action, Deliver):
                 if isinstance(action, Send):
-                    outcome: Any = self._send(action, headers)
+                    tokens = estimate_tokens(action.body) if paced else 0
+                    outcome: Any = self._send(action, headers, tokens)
+                    last[:] = [(action.model, tokens)]
                 else:
                     assert isinstance(action, Sleep)
-                    shared.clock.sleep(action.seconds)
+                    self._shared.clock.sleep(action.seconds)
                     outcome = None
                 action = flow.send(outcome)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
         except APIError as error:
             self._scrub_error(error)
             raise
-        finally:
-            flow.close()
+        return action
 
-    def _send(self, action: Send, headers: Mapping[str, str]) -> Any:
-        body = None
-        if action.body is not None:
-            body = json.dumps(action.body, separators=(",", ":"), ensure_ascii=False).encode()
+    def _send(self, action: Send, headers: Mapping[str, str], tokens: int = 0) -> Any:
+        """Send one attempt; a wait for its slot (limit, pacing, server hold) is ``Queued``."""
+        clock = self._shared.clock
+        began = clock.monotonic()
+        entered: List[float] = []  # when the slot was taken
+        outcome = self._send_in_slot(action, headers, tokens, entered)
+        queued = (entered[0] if entered else clock.monotonic()) - began
+        return Queued(outcome, queued) if queued > 0 else outcome
+
+    def _send_in_slot(
+        self, action: Send, headers: Mapping[str, str], tokens: int, entered: List[float]
+    ) -> Any:
+        body = None if action.body is None else _ENCODER.encode(action.body).encode()
         request = HTTPRequest(action.method, self._url(action.path), headers, body, action.stream)
         # The wait for a slot is bounded like the attempt itself (already cut to the
         # deadline's remainder), so a congested model fails as a timeout, never hangs.
         wait = max(action.timeout.connect, action.timeout.read)
         clock = self._shared.clock
+        sent = False
+        budget: Optional[FirstToken] = None
         # A route without a model is no model's traffic: it takes no limiter slot.
         guards = self._shared.guards if action.model is not None else NO_GUARDS
-        began = clock.monotonic()
-        sent_at: Optional[float] = None
-        outcome: Any
         try:
-            with guards.slot(action.model, wait):
-                sent_at = clock.monotonic()
+            with guards.slot(action.model, wait, tokens):
+                entered.append(clock.monotonic())
                 timeout = action.timeout
                 if action.stop_at is not None:  # the slot wait came out of the deadline
                     left = action.stop_at - clock.monotonic()
@@ -361,15 +473,34 @@ class Client:
                             "the call's deadline passed while waiting for a slot"
                         )
                     timeout = timeout.capped(left)
-                response = self._shared.transport.send(request, timeout)
+                sent = True
+                if not action.stream:
+                    response = self._shared.transport.send(request, timeout)
+                    if tokens and response.status_code >= 400:
+                        self._shared.guards.settle(action.model, tokens, 0)  # refused: refund
+                    return response
+                if timeout.first_token is not None:
+                    budget = FirstToken(
+                        clock.monotonic() + timeout.first_token,
+                        timeout.first_token,
+                        timeout.read,
+                        clock,
+                    )
+                response = self._shared.transport.send(request, timeout.until_first_token())
                 # Read a stream up to its first chunk here, so failures before it are retried.
-                outcome = open_stream(response, action.model) if action.stream else response
+                return open_stream(response, action.model, budget)
+        except APITimeoutError as error:
+            if sent and tokens:
+                self._shared.guards.settle(action.model, tokens, 0)
+            # The headers did not come within the first-token budget (read was capped to it).
+            late = budget is not None and clock.monotonic() >= budget.due - _SLACK
+            if budget is not None and late and not isinstance(error, PoolTimeoutError):
+                return APITimeoutError(f"no first token within {budget.seconds:g}s ({error})")
+            return error
         except APIError as error:
-            outcome = error
-        # The time spent waiting for the slot (limit, pacing, server hold) is the attempt's
-        # `queued`, not part of its latency.
-        queued = (clock.monotonic() if sent_at is None else sent_at) - began
-        return Queued(outcome, queued) if queued > 0 else outcome
+            if sent and tokens:
+                self._shared.guards.settle(action.model, tokens, 0)
+            return error
 
     def _scrub_error(self, error: APIError) -> None:
         """Remove the key from an error a server may have echoed it into (message and body)."""

@@ -17,7 +17,9 @@ from ._errors import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
+    APITimeoutError,
     ConfigError,
+    PoolTimeoutError,
     status_error,
 )
 
@@ -40,6 +42,8 @@ BASE_URL_HINT = (
 )
 _INVALID_REQUEST_CODES = frozenset({"invalid_request", "invalid_request_error"})
 _QUOTA_CODES = frozenset({"insufficient_quota", "quota_exceeded"})
+_CONTEXT_CODES = frozenset({"context_length_exceeded"})
+_CONTEXT_MESSAGE = "maximum context length"  # OpenAI's wording when the code is missing
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,10 @@ class Classification(NamedTuple):
         retry_after: the server's requested wait in seconds, if any.
         overloaded: a 429/503-like signal that the server wants less traffic.
         rate_limit: the server's request-rate headers, when it sent them (any status).
+        fail_over: the failure is the route's, not the moment's (a timeout with no
+            response): go to the next model at once when there is one; only the last model
+            of the chain is retried.
+        token_limit: the server's token-rate headers (``x-ratelimit-*-tokens``), likewise.
     """
 
     ok: bool
@@ -116,11 +124,13 @@ class Classification(NamedTuple):
     retry_after: Optional[float] = None
     overloaded: bool = False
     rate_limit: Optional[RateLimitInfo] = None
+    fail_over: bool = False
+    token_limit: Optional[RateLimitInfo] = None
 
 
 @dataclass(frozen=True)
 class RateLimitInfo:
-    """The ``x-ratelimit-*-requests`` headers: limit, requests left, seconds until full again."""
+    """The ``x-ratelimit-*-requests`` (or ``-tokens``) headers: limit, left, seconds until full."""
 
     limit: int
     remaining: int
@@ -182,10 +192,10 @@ def parse_duration(text: str) -> Optional[float]:
     return sum(float(n) * _UNIT[u] for n, u in parts)
 
 
-def parse_rate_limit(headers: Mapping[str, str]) -> Optional[RateLimitInfo]:
-    """The request-rate headers (OpenAI's and CometAPI's spelling), or None if any is missing."""
-    raw_limit = headers.get("x-ratelimit-limit-requests")
-    raw_remaining = headers.get("x-ratelimit-remaining-requests")
+def parse_rate_limit(headers: Mapping[str, str], kind: str = "requests") -> Optional[RateLimitInfo]:
+    """The request-rate (or ``kind="tokens"``) headers, or None if any is missing."""
+    raw_limit = headers.get(f"x-ratelimit-limit-{kind}")
+    raw_remaining = headers.get(f"x-ratelimit-remaining-{kind}")
     if raw_limit is None or raw_remaining is None:  # the common case: no exception to pay for
         return None
     try:
@@ -193,7 +203,7 @@ def parse_rate_limit(headers: Mapping[str, str]) -> Optional[RateLimitInfo]:
         remaining = int(raw_remaining.strip())
     except (ValueError, AttributeError):
         return None
-    reset = parse_duration(headers.get("x-ratelimit-reset-requests", ""))
+    reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}", ""))
     if reset is None or limit < 1 or remaining < 0:
         return None
     return RateLimitInfo(limit=limit, remaining=min(remaining, limit), reset=reset)
@@ -231,16 +241,24 @@ def classify(
     """
     if isinstance(outcome, APIError):
         connection = isinstance(outcome, APIConnectionError)
+        # A model silent past the timeout is likely to stay silent: asking it again only
+        # multiplies the wait (openai-python #3828). A slot timeout sent nothing, so it is not.
+        silent = isinstance(outcome, APITimeoutError) and not isinstance(outcome, PoolTimeoutError)
         return Classification(
             ok=False,
             retry=policy.retry_connection_errors and connection,
             fallback=True,
             error=outcome,
+            fail_over=silent,
         )
     status = outcome.status_code
     headers = outcome.headers
     if 200 <= status < 300:
-        return Classification(ok=True, rate_limit=parse_rate_limit(headers))
+        return Classification(
+            ok=True,
+            rate_limit=parse_rate_limit(headers),
+            token_limit=parse_rate_limit(headers, "tokens"),
+        )
     retry_after = parse_retry_after(headers, now)
     body = _decode(outcome)
     json_error = isinstance(body, dict) and "error" in body
@@ -255,6 +273,8 @@ def classify(
         fallback = json_error and _names_model(body)
         if not fallback:
             hint = f"{BASE_URL_HINT}; requested {outcome.url}"
+    elif status == 400 and _context_exceeded(body):
+        fallback = True  # too long for this model; one further down may have a larger window
     elif status in (400, 401, 403, 422):
         pass  # malformed or unauthorised: no retry and no fallback may hide it
     elif status >= 500 and _error_code(body) & _INVALID_REQUEST_CODES:
@@ -268,7 +288,9 @@ def classify(
         if should is not None:
             should = should.strip().lower()
             if should in ("true", "false"):
-                retry = should == "true"
+                # The same prompt can never fit the same window: a context-length error is
+                # never resent unchanged, whatever the server suggests.
+                retry = should == "true" and not (fallback and status == 400)
     if status >= 500 and not json_error and not isinstance(body, dict) and _looks_html(body):
         hint = hint or "an HTML error page, likely from a proxy in front of the gateway"
     error = status_error(status, headers, body, model=model, hint=hint, retry_after=retry_after)
@@ -281,6 +303,8 @@ def classify(
         retry_after,
         status in (429, 503, 529),
         parse_rate_limit(headers),
+        False,
+        parse_rate_limit(headers, "tokens"),
     )
 
 
@@ -294,6 +318,15 @@ def _names_model(body: Any) -> bool:
     if message.startswith("invalid url"):  # "Invalid URL (GET /models)" names a path, not a model
         return False
     return "model" in code or "model" in message
+
+
+def _context_exceeded(body: Any) -> bool:
+    """Whether a 400 says the prompt is too long for the model (code or OpenAI's message)."""
+    if _error_code(body) & _CONTEXT_CODES:
+        return True
+    err = body.get("error") if isinstance(body, dict) else None
+    message = err.get("message") if isinstance(err, dict) else err
+    return isinstance(message, str) and _CONTEXT_MESSAGE in message.lower()
 
 
 def _error_code(body: Any) -> FrozenSet[str]:
@@ -337,6 +370,8 @@ def decide(
     if verdict.ok:
         return Step("success")
     move_on = "fallback" if verdict.fallback and has_next_model else "raise"
+    if verdict.fail_over and move_on == "fallback":
+        return Step(move_on, reason="timed out with no response: the next model at once")
     if not verdict.retry:
         reason = "not retryable" if not verdict.fallback else "not retryable on this model"
         return Step(move_on, reason=reason)

@@ -11,9 +11,10 @@ import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar
 
 from ._catalog import Pricing
+from ._embedding_types import CreateEmbeddingResponse
 from ._errors import ConfigError
 from ._types import ChatCompletion
 
@@ -36,6 +37,8 @@ EXPENSIVE_FALLBACK_RATIO = 3.0
 # The reference call used to compare models: 1,000 prompt and 1,000 completion tokens.
 REFERENCE_TOKENS = (1_000, 1_000)
 _PER_MILLION = 1_000_000.0
+# What a call's result can be priced as: an embedding call has prompt tokens only.
+Priced = TypeVar("Priced", ChatCompletion, CreateEmbeddingResponse)
 
 
 def call_cost(
@@ -174,9 +177,7 @@ def estimate_chain(
     )
 
 
-def price_result(
-    result: ChatCompletion, prices: Mapping[str, Pricing], on_attempt: Any
-) -> ChatCompletion:
+def price_result(result: Priced, prices: Mapping[str, Pricing], on_attempt: Any) -> Priced:
     """``result`` with its cost when the prices are known (a copy; nothing shared changes).
 
     The model that answered (the last attempt's) is priced, with that attempt's generation
@@ -188,7 +189,8 @@ def price_result(
     if pricing is None:
         return result
     seconds = None if answer is None else (answer.duration or answer.latency)
-    usd = call_cost(pricing, result.usage.prompt_tokens, result.usage.completion_tokens, seconds)
+    completion = getattr(result.usage, "completion_tokens", 0)  # embeddings have none
+    usd = call_cost(pricing, result.usage.prompt_tokens, completion, seconds)
     if usd is None:
         return result
     add_cost = getattr(on_attempt, "add_cost", None)

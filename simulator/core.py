@@ -15,15 +15,17 @@ from __future__ import annotations
 import json
 import random
 import threading
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from . import plan, replies, wire
+from . import embeddings, plan, replies, tools, wire
+from . import prefill as prefill_mod
 from .admin import handle_admin
 from .auth import auth_problem, bearer, redact
 from .journal import Journal, as_dicts, summarize
 from .ratelimit import RateLimiter
 from .replies import END_KINDS, Reply
 from .scenario import ModelSpec, Scenario, ScenarioLike, load_scenario
+from .scenario_types import Step
 from .validation import BadRequest, validate_chat
 
 __all__ = ["END_KINDS", "Core", "Reply", "redact"]
@@ -209,6 +211,10 @@ class Core:
             if method != "POST":
                 return self._method(seq, now, key, route, "POST")
             return self._chat(seq, now, key, route, body, request)
+        if route == "/v1/embeddings":
+            if method != "POST":
+                return self._method(seq, now, key, route, "POST")
+            return self._embeddings(seq, now, key, route, body, request)
         if route == "/v1/models" or route.startswith("/v1/models/"):
             if method != "GET":
                 return self._method(seq, now, key, route, "GET")
@@ -268,10 +274,11 @@ class Core:
         route: str,
         stream: bool,
         cause: str,
+        prefill: bool = False,
     ) -> Reply:
         """Journal a reply (under the lock for the caller's convenience) and return it."""
         with self._lock:
-            self._journal_locked(reply, seq, now, key, model, route, stream, cause)
+            self._journal_locked(reply, seq, now, key, model, route, stream, cause, prefill)
         return reply
 
     def _journal_locked(
@@ -284,24 +291,66 @@ class Core:
         route: str,
         stream: bool,
         cause: str,
+        prefill: bool = False,
     ) -> None:
-        self._journal.record(reply, seq, now - self._t0, key, model, route, stream, cause)
+        self._journal.record(reply, seq, now - self._t0, key, model, route, stream, cause, prefill)
 
     def _models_route(self, seq: int, now: float, key: Optional[str], route: str) -> Reply:
         reply, model = replies.models(self.seed, self._scenario, route, seq)
         cause = "ok" if reply.status == 200 else "not_found"
         return self._record(reply, seq, now, key, model, route, False, cause)
 
+    def _decode(
+        self, seq: int, now: float, key: Optional[str], route: str, body: bytes, request: Any
+    ) -> Tuple[Any, Optional[Reply]]:
+        """The decoded JSON body, or the journaled 400 for a body that is not JSON."""
+        if request is not None:
+            return request, None
+        try:
+            return json.loads(body), None
+        except (ValueError, RecursionError) as exc:
+            reply = self._error(400, seq, f"request body is not valid JSON: {exc}"[:300])
+            reply.payload["error"]["code"] = "invalid_json"
+            return None, self._record(reply, seq, now, key, None, route, False, "invalid")
+
+    def _unknown_model(
+        self, seq: int, now: float, key: Optional[str], route: str, model: str, stream: bool
+    ) -> Reply:
+        reply = self._error(
+            404,
+            seq,
+            f"The model `{model[:100]}` does not exist or you do not have access to it",
+            code="model_not_found",
+            param="model",
+        )
+        return self._record(reply, seq, now, key, model[:100], route, stream, "not_found")
+
+    def _embeddings(
+        self, seq: int, now: float, key: Optional[str], route: str, body: bytes, request: Any
+    ) -> Reply:
+        request, refused = self._decode(seq, now, key, route, body, request)
+        if refused is not None:
+            return refused
+        try:
+            planned = embeddings.prepare(request, self._models, self.seed)
+        except embeddings.EmbeddingRequestError as exc:
+            reply = self._error(exc.status, seq, str(exc)[:300], code=exc.code, param=exc.param)
+            cause = "not_found" if exc.status == 404 else "invalid"
+            return self._record(reply, seq, now, key, exc.model, route, False, cause)
+
+        def build(step: Optional[Step]) -> Reply:
+            return replies.answer(self.seed, self._scenario.hang_s, seq, step, planned.payload)
+
+        spec = self._models[planned.model]
+        with self._lock:
+            return self._plan_locked(seq, now, key or "", route, spec, False, planned.tokens, build)
+
     def _chat(
         self, seq: int, now: float, key: Optional[str], route: str, body: bytes, request: Any
     ) -> Reply:
-        if request is None:
-            try:
-                request = json.loads(body)
-            except (ValueError, RecursionError) as exc:
-                reply = self._error(400, seq, f"request body is not valid JSON: {exc}"[:300])
-                reply.payload["error"]["code"] = "invalid_json"
-                return self._record(reply, seq, now, key, None, route, False, "invalid")
+        request, refused = self._decode(seq, now, key, route, body, request)
+        if refused is not None:
+            return refused
         try:
             model, messages, stream, include_usage, max_tokens = validate_chat(request)
         except BadRequest as exc:
@@ -309,31 +358,37 @@ class Core:
             return self._record(reply, seq, now, key, None, route, False, "invalid")
         spec = self._models.get(model)
         if spec is None:
-            reply = self._error(
-                404,
-                seq,
-                f"The model `{model[:100]}` does not exist or you do not have access to it",
-                code="model_not_found",
-                param="model",
-            )
-            return self._record(reply, seq, now, key, model[:100], route, stream, "not_found")
+            return self._unknown_model(seq, now, key, route, model, stream)
         prompt_tokens = wire.estimate_prompt_tokens(messages)
+        prefill = messages[-1].get("role") == "assistant"
+        refusal = prefill_mod.refusal(self.seed, spec, seq, prompt_tokens, prefill)
+        if refusal is not None:
+            return self._record(refusal, seq, now, key, model, route, stream, "invalid", prefill)
         cost = prompt_tokens + (max_tokens or _DEFAULT_COMPLETION_ESTIMATE)
-        words, finish_reason = wire.generate_words(self.seed, model, messages, max_tokens)
-        with self._lock:
-            return self._plan_locked(
+        if prefill:
+            texts, finish_reason = prefill_mod.continuation(self.seed, model, messages, max_tokens)
+        else:
+            words, finish_reason = wire.generate_words(self.seed, model, messages, max_tokens)
+            texts = wire.pieces(words)
+        call = tools.tool_call(request, self.seed, seq)
+
+        def build(step: Optional[Step]) -> Reply:
+            return replies.build(
+                self.seed,
+                self._scenario.hang_s,
                 seq,
-                now,
-                key or "",
-                route,
                 spec,
+                step,
                 stream,
                 include_usage,
                 prompt_tokens,
-                cost,
-                words,
+                texts,
                 finish_reason,
+                call,
             )
+
+        with self._lock:
+            return self._plan_locked(seq, now, key or "", route, spec, stream, cost, build, prefill)
 
     def _plan_locked(
         self,
@@ -343,11 +398,9 @@ class Core:
         route: str,
         spec: ModelSpec,
         stream: bool,
-        include_usage: bool,
-        prompt_tokens: int,
         cost: int,
-        words: List[str],
-        finish_reason: str,
+        build: Callable[[Optional[Step]], Reply],
+        prefill: bool = False,
     ) -> Reply:
         """The decisions, in a fixed order: limiter, script, outage, load, faults, latency."""
         limits = self._scenario.rate_limits
@@ -357,7 +410,9 @@ class Core:
             wait, which = limited
             reply = replies.rate_limited(self.seed, seq, wait, which, rl_headers)
             reply.model = spec.id
-            self._journal_locked(reply, seq, now, key, spec.id, route, stream, "rate_limit")
+            self._journal_locked(
+                reply, seq, now, key, spec.id, route, stream, "rate_limit", prefill
+            )
             return reply
         inflight = self._model_inflight[spec.id] + 1
         decided = plan.decide(
@@ -365,26 +420,15 @@ class Core:
         )
         if decided.cause == "script":
             self._script_pos[spec.id] += 1
-        reply = replies.build(
-            self.seed,
-            self._scenario.hang_s,
-            seq,
-            spec,
-            decided.step,
-            stream,
-            include_usage,
-            prompt_tokens,
-            words,
-            finish_reason,
-        )
+        reply = build(decided.step)
         reply.headers.update(rl_headers)
         reply.latency = decided.latency
         if reply.chunks is not None and reply.status == 200:
-            reply.chunks = plan.pace(reply.chunks, spec, decided.slow, self._rng)
+            reply.chunks = plan.pace(reply.chunks, spec, decided.slow, self._rng, decided.first)
         reply.model = spec.id
         reply._done = False
         self._model_inflight[spec.id] = inflight
         if self._limiter.hold(limits, key, seq, now + reply.duration):
             reply._inflight_key = key
-        self._journal_locked(reply, seq, now, key, spec.id, route, stream, decided.cause)
+        self._journal_locked(reply, seq, now, key, spec.id, route, stream, decided.cause, prefill)
         return reply

@@ -19,13 +19,22 @@ _PRICES = {
     "claude-3-5-haiku-latest": {"input": 0.8, "output": 4.0},
     "deepseek-chat": {"input": 0.27, "output": 1.1},
     "gemini-2.0-flash": {"input": 0.1, "output": 0.4},
+    # Embedding models (model_type "embedding" from their ids): input tokens only, so the
+    # output price is not given (null in the catalog, never a made-up 0).
+    "text-embedding-3-small": {"input": 0.02},
+    "text-embedding-3-large": {"input": 0.13},
 }
+_DIMENSIONS = {"text-embedding-3-large": 3072}
 
 
 def _models(**overrides: Dict[str, Any]) -> Dict[str, Any]:
     """Every preset model with its price, plus per-model overrides."""
     return {
-        mid: {"pricing": dict(price), **overrides.get(mid.replace("-", "_").replace(".", "_"), {})}
+        mid: {
+            "pricing": dict(price),
+            **({"dimensions": _DIMENSIONS[mid]} if mid in _DIMENSIONS else {}),
+            **overrides.get(mid.replace("-", "_").replace(".", "_"), {}),
+        }
         for mid, price in _PRICES.items()
     }
 
@@ -69,6 +78,13 @@ _PRESET_DATA: Dict[str, Dict[str, Any]] = {
                 "latency_ms": 5,
                 "outages": [{"start": 2, "end": 8, "status": 503, "retry_after": 1}],
             }
+        )
+    },
+    # The primary is down (503, no Retry-After) from the start for 6 s, then healthy for good:
+    # a client should serve from the fallback, then be back on the primary within seconds.
+    "flap": {
+        "models": _models(
+            gpt_4o_mini={"latency_ms": 5, "outages": [{"start": 0, "end": 6, "status": 503}]}
         )
     },
     # Slow and failing: lognormal latency with a long tail and ~15% 5xx on the primary.

@@ -7,20 +7,22 @@ events are built here with zero delays; :func:`simulator.plan.pace` spaces them 
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs
 
 from . import wire
-from .scenario_types import STREAM_FAULTS, ModelSpec, Scenario, Step
+from .scenario_types import CONTEXT_LENGTH_EXCEEDED, STREAM_FAULTS, ModelSpec, Scenario, Step
 
 __all__ = [
     "END_KINDS",
     "JSON",
     "Reply",
+    "answer",
     "build",
     "catalog",
     "error",
     "error_event",
+    "error_reply",
     "models",
     "rate_limited",
     "request_id",
@@ -153,6 +155,12 @@ def error(
     )
 
 
+def error_reply(seed: int, status: int, seq: int, payload: Dict[str, Any]) -> Reply:
+    """An error reply with a body of its own (OpenAI-worded errors the envelope cannot say)."""
+    headers = {"content-type": JSON, "x-request-id": request_id(seed, seq)}
+    return Reply(status, payload, headers=headers, cause="invalid")
+
+
 def unknown_url(seed: int, seq: int, method: str, route: str) -> Reply:
     """A 404 a client can tell from an unknown model (a base URL without ``/v1``...)."""
     rid = request_id(seed, seq)
@@ -181,10 +189,55 @@ def build(
     stream: bool,
     include_usage: bool,
     prompt_tokens: int,
-    words: List[str],
+    texts: List[str],
     finish_reason: str,
+    tool_call: Optional[Dict[str, Any]] = None,
 ) -> Reply:
-    """The reply for a decided step (None: a normal answer)."""
+    """The reply for a decided step (None: a normal answer); ``texts`` are the content pieces;
+    ``tool_call`` answers with it."""
+    fault = step.fault if step is not None else None
+    failed = step is not None and fault is None and step.status != 200
+    if failed and step is not None and step.code == CONTEXT_LENGTH_EXCEEDED:
+        rid = request_id(seed, seq)
+        window = spec.context_window
+        body = wire.context_length_envelope(rid, prompt_tokens, window, step.message)
+        reply = error_reply(seed, step.status, seq, body)
+        reply.cause = "fault"
+        return reply
+    if stream and not failed and (fault is None or fault in STREAM_FAULTS):
+        return _stream(
+            seed,
+            hang_s,
+            seq,
+            spec,
+            step,
+            include_usage,
+            prompt_tokens,
+            texts,
+            finish_reason,
+            tool_call,
+        )
+
+    def payload() -> Dict[str, Any]:
+        cid = f"chatcmpl-sim{seed % 1000:03d}{seq:09d}"
+        if tool_call is not None:
+            return wire.tool_completion(cid, spec.id, tool_call, prompt_tokens)
+        return wire.completion(cid, spec.id, texts, finish_reason, prompt_tokens)
+
+    return answer(seed, hang_s, seq, step, payload)
+
+
+def answer(
+    seed: int,
+    hang_s: float,
+    seq: int,
+    step: Optional[Step],
+    payload: Callable[[], Dict[str, Any]],
+) -> Reply:
+    """A JSON reply (chat or embeddings) for a decided step: the payload, or the step's fault.
+
+    ``payload`` is only called when a body is sent.
+    """
     rid = request_id(seed, seq)
     fault = step.fault if step is not None else None
     if step is not None and fault is None and step.status != 200:
@@ -194,10 +247,6 @@ def build(
         if step.retry_after_ms is not None:
             reply.headers["retry-after-ms"] = wire.format_seconds(step.retry_after_ms)
         return reply
-    if stream and (fault is None or fault in STREAM_FAULTS):
-        return _stream(
-            seed, hang_s, seq, spec, step, include_usage, prompt_tokens, words, finish_reason
-        )
     if fault == "reset":
         return Reply(None, fault=fault, end="reset")
     if fault == "hang":
@@ -206,18 +255,17 @@ def build(
         status = step.status if step is not None and step.status != 200 else 502
         html = {"content-type": "text/html", "x-request-id": rid}
         return Reply(status, None, headers=html, body=wire.HTML_502, fault=fault)
-    cid = f"chatcmpl-sim{seed % 1000:03d}{seq:09d}"
     headers = {"content-type": JSON, "x-request-id": rid}
     if fault == "empty":
         return Reply(200, None, headers=headers, body=b"", fault=fault)
     if fault == "error":
         return Reply(200, error_event(seed, seq, step), headers=headers, fault=fault)
-    payload = wire.completion(cid, spec.id, words, finish_reason, prompt_tokens)
+    body = payload()
     if fault == "malformed":
-        full = wire.dumps(payload)
+        full = wire.dumps(body)
         return Reply(200, None, headers=headers, body=full[: len(full) * 2 // 3], fault=fault)
     if fault in ("truncate", "stall"):
-        full = wire.dumps(payload)
+        full = wire.dumps(body)
         headers["content-length"] = str(len(full))
         return Reply(
             200,
@@ -228,7 +276,7 @@ def build(
             end="truncated" if fault == "truncate" else "stall",
             hold=hang_s,
         )
-    return Reply(200, payload, headers=headers)
+    return Reply(200, body, headers=headers)
 
 
 def _stream(
@@ -239,8 +287,9 @@ def _stream(
     step: Optional[Step],
     include_usage: bool,
     prompt_tokens: int,
-    words: List[str],
+    texts: List[str],
     finish_reason: str,
+    tool_call: Optional[Dict[str, Any]] = None,
 ) -> Reply:
     """A stream, broken by a stream fault after ``step.after_chunks`` events (default half).
 
@@ -250,12 +299,12 @@ def _stream(
     """
     cid = f"chatcmpl-sim{seed % 1000:03d}{seq:09d}"
     payloads: List[Any] = wire.chunk_payloads(
-        cid, spec.id, words, finish_reason, prompt_tokens, include_usage
+        cid, spec.id, texts, finish_reason, prompt_tokens, include_usage, tool_call
     )
     fault = step.fault if step is not None else None
     end = {"truncate": "truncated", "reset": "reset", "stall": "stall"}.get(str(fault))
     if step is not None and fault is not None:
-        after = 1 + len(words) // 2 if step.after_chunks is None else step.after_chunks
+        after = 1 + len(texts) // 2 if step.after_chunks is None else step.after_chunks
         cut = min(after, len(payloads) - 1)  # never [DONE]: the stream must break
         head, rest = payloads[:cut], payloads[cut:]
         if fault == "malformed":

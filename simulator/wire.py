@@ -21,6 +21,7 @@ __all__ = [
     "HTML_502",
     "chunk_payloads",
     "completion",
+    "context_length_envelope",
     "dumps",
     "error_envelope",
     "estimate_prompt_tokens",
@@ -29,12 +30,17 @@ __all__ = [
     "generate_words",
     "models_catalog",
     "models_list",
+    "pieces",
     "reason",
     "sse",
 ]
 
 #: ``created`` is fixed so that bodies are byte-for-byte reproducible across runs.
 CREATED = 1767225600  # 2026-01-01T00:00:00Z
+_DOCS = {
+    "text": "https://apidoc.cometapi.com/api/text/chat",
+    "embedding": "https://apidoc.cometapi.com/api/text/embeddings",
+}
 ERROR_TYPE = "comet_api_error"
 FINGERPRINT = "fp_simulator"
 
@@ -183,6 +189,42 @@ def generate_words(
     return words, finish
 
 
+def pieces(words: Sequence[str]) -> List[str]:
+    """The text of each content chunk: the words, each after the first led by its space."""
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+#: The window a scripted ``context_length_exceeded`` names when the model sets none.
+DEFAULT_CONTEXT_WINDOW = 8192
+
+
+def context_length_envelope(
+    request_id: str,
+    prompt_tokens: int,
+    window: Optional[int] = None,
+    message: Optional[str] = None,
+) -> Dict[str, Any]:
+    """OpenAI's 400 for a prompt over the model's context window (request id as CometAPI adds).
+
+    A scripted step may fire on a short prompt: the count it reports is then just over the
+    window, so the message stays self-consistent.
+    """
+    limit = window or DEFAULT_CONTEXT_WINDOW
+    tokens = max(prompt_tokens, limit + 1)
+    text = message or (
+        f"This model's maximum context length is {limit} tokens. However, your messages "
+        f"resulted in {tokens} tokens. Please reduce the length of the messages."
+    )
+    return {
+        "error": {
+            "message": f"{text} (request id: {request_id})",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    }
+
+
 def _usage(prompt: int, completion_tokens: int) -> Dict[str, int]:
     return {
         "prompt_tokens": prompt,
@@ -191,10 +233,22 @@ def _usage(prompt: int, completion_tokens: int) -> Dict[str, int]:
     }
 
 
-def completion(
-    cid: str, model: str, words: List[str], finish: str, prompt_tokens: int
+def tool_completion(
+    cid: str, model: str, call: Dict[str, Any], prompt_tokens: int
 ) -> Dict[str, Any]:
-    """A ``chat.completion`` object."""
+    """A ``chat.completion`` whose message is one tool call (``finish_reason: tool_calls``)."""
+    body = completion(cid, model, [], "tool_calls", prompt_tokens)
+    message = body["choices"][0]["message"]
+    message["content"] = None
+    message["tool_calls"] = [call]
+    body["usage"] = _usage(prompt_tokens, 8 + len(call["function"]["arguments"]) // 4)
+    return body
+
+
+def completion(
+    cid: str, model: str, texts: List[str], finish: str, prompt_tokens: int
+) -> Dict[str, Any]:
+    """A ``chat.completion`` object; ``texts`` are the pieces of its content (one token each)."""
     return {
         "id": cid,
         "object": "chat.completion",
@@ -203,12 +257,12 @@ def completion(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": " ".join(words), "refusal": None},
+                "message": {"role": "assistant", "content": "".join(texts), "refusal": None},
                 "logprobs": None,
                 "finish_reason": finish,
             }
         ],
-        "usage": _usage(prompt_tokens, len(words)),
+        "usage": _usage(prompt_tokens, len(texts)),
         "system_fingerprint": FINGERPRINT,
     }
 
@@ -216,15 +270,18 @@ def completion(
 def chunk_payloads(
     cid: str,
     model: str,
-    words: List[str],
+    texts: List[str],
     finish: str,
     prompt_tokens: int,
     include_usage: bool,
+    tool_call: Optional[Dict[str, Any]] = None,
 ) -> List[Any]:
     """The ``chat.completion.chunk`` objects of a stream, then ``[DONE]``.
 
-    The first chunk carries the role, then one chunk per word, then the finish reason, then
-    (with ``include_usage``) a usage chunk with empty choices.
+    The first chunk carries the role, then one chunk per text piece, then the finish reason, then
+    (with ``include_usage``) a usage chunk with empty choices. With ``tool_call``, the first
+    chunk opens the call (id, name, empty arguments) and the next ones carry the arguments in
+    pieces, as OpenAI streams them.
     """
 
     def chunk(delta: Dict[str, Any], reason: Optional[str]) -> Dict[str, Any]:
@@ -240,9 +297,25 @@ def chunk_payloads(
             body["usage"] = None
         return body
 
-    out: List[Any] = [chunk({"role": "assistant", "content": ""}, None)]
-    out.extend(chunk({"content": w if i == 0 else " " + w}, None) for i, w in enumerate(words))
-    out.append(chunk({}, finish))
+    completion_tokens = len(texts)
+    if tool_call is None:
+        out: List[Any] = [chunk({"role": "assistant", "content": ""}, None)]
+        out.extend(chunk({"content": text}, None) for text in texts)
+        out.append(chunk({}, finish))
+    else:
+        function = tool_call["function"]
+        opening = {**tool_call, "index": 0, "function": {"name": function["name"], "arguments": ""}}
+        out = [chunk({"role": "assistant", "content": None, "tool_calls": [opening]}, None)]
+        arguments = function["arguments"]
+        out.extend(
+            chunk(
+                {"tool_calls": [{"index": 0, "function": {"arguments": arguments[i : i + 8]}}]},
+                None,
+            )
+            for i in range(0, len(arguments), 8)
+        )
+        out.append(chunk({}, "tool_calls"))
+        completion_tokens = 8 + len(arguments) // 4
     if include_usage:
         out.append(
             {
@@ -252,7 +325,7 @@ def chunk_payloads(
                 "model": model,
                 "system_fingerprint": FINGERPRINT,
                 "choices": [],
-                "usage": _usage(prompt_tokens, len(words)),
+                "usage": _usage(prompt_tokens, completion_tokens),
             }
         )
     out.append("[DONE]")
@@ -289,9 +362,9 @@ def models_catalog(scenario: Scenario, page: int, page_size: int) -> Dict[str, A
             {
                 "id": spec.id,
                 "provider": spec.provider,
-                # As CometAPI lists its chat models.
-                "model_type": "text",
-                "features": ["text-to-text"],
+                # As CometAPI lists its chat and embedding models.
+                "model_type": spec.model_type,
+                "features": ["text-to-text"] if spec.model_type == "text" else ["embedding"],
                 "pricing": {
                     "currency": spec.pricing.currency,
                     "input": spec.pricing.input,
@@ -299,7 +372,7 @@ def models_catalog(scenario: Scenario, page: int, page_size: int) -> Dict[str, A
                     "per_request": spec.pricing.per_request,
                     "per_second": spec.pricing.per_second,
                 },
-                "api_doc_url": "https://apidoc.cometapi.com/api/text/chat",
+                "api_doc_url": _DOCS.get(spec.model_type, _DOCS["text"]),
             }
             for spec in window
         ],

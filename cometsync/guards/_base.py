@@ -40,6 +40,14 @@ class Guards:
         """Whether a retry may be spent now; called only when the policy wants one."""
         return True
 
+    def refuse_retry(self, model: Optional[str], now: float) -> Optional[str]:
+        """Why ``model`` must not be asked again by a call that just failed on it, or None.
+
+        A breaker that is open or probing refuses: a probe is one attempt, and the call
+        whose failure tripped the breaker sends nothing more while it cools down.
+        """
+        return None
+
     def observe(self, model: Optional[str], verdict: Classification, now: float) -> None:
         """Learn from an attempt's outcome."""
 
@@ -55,9 +63,14 @@ class Guards:
         """Give back a slot taken by ``try_acquire``."""
 
     @contextlib.contextmanager
-    def slot(self, model: Optional[str], timeout: Optional[float] = None) -> Iterator[None]:
-        """Hold an in-flight slot for ``model`` while one request is sent (real threads only)."""
+    def slot(
+        self, model: Optional[str], timeout: Optional[float] = None, tokens: int = 0
+    ) -> Iterator[None]:
+        """Hold an in-flight slot for ``model`` while one request (``tokens`` estimated) is sent."""
         yield
+
+    def settle(self, model: Optional[str], reserved: int, used: int) -> None:
+        """Correct a token reservation made by ``slot`` to what was used (0: nothing sent)."""
 
     def stats(self) -> Dict[str, Any]:
         """A snapshot of the protections' state (plain data)."""

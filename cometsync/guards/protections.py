@@ -96,6 +96,12 @@ class ProtectiveGuards(Guards):
             cool = 0.0 if self._cooldowns is None else self._cooldowns.ready_in(model, now)
         return max(hold, cool)
 
+    def refuse_retry(self, model: Optional[str], now: float) -> Optional[str]:
+        if self._cooldowns is None:
+            return None
+        with self._cond:
+            return self._cooldowns.refuse_retry(model, now)
+
     def allow_retry(self, model: Optional[str], now: float) -> bool:
         if self._budget is None:
             return True
@@ -131,7 +137,9 @@ class ProtectiveGuards(Guards):
             self._cond.notify_all()
 
     @contextlib.contextmanager
-    def slot(self, model: Optional[str], timeout: Optional[float] = None) -> Iterator[None]:
+    def slot(
+        self, model: Optional[str], timeout: Optional[float] = None, tokens: int = 0
+    ) -> Iterator[None]:
         """Wait for an in-flight slot (at most ``timeout`` s), hold it while the body runs.
 
         Raises:

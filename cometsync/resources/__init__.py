@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .catalog import Catalog
 from .chat import Chat, Completions
+from .embeddings import Embeddings
 from .models import Models
 
-__all__ = ["Catalog", "Chat", "Completions", "Models"]
+__all__ = ["Catalog", "Chat", "Completions", "Embeddings", "Models"]

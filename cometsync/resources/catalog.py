@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 from .._catalog import ModelInfo, catalog_url, filter_catalog, parse_catalog
 from .._flow import CallSpec
 from .._policy import ResponseLike
-from .._pricing import CostEstimate, estimate_chain, price_result, warn_expensive
-from .._types import ChatCompletion
+from .._pricing import CostEstimate, Priced, estimate_chain, price_result, warn_expensive
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -61,7 +60,7 @@ class Catalog:
         )
         return client._call(spec, [None], auth=False)
 
-    def price(self, result: ChatCompletion, chain: Sequence[str]) -> ChatCompletion:
+    def price(self, result: Priced, chain: Sequence[str]) -> Priced:
         """``result`` with its cost when the prices are known (a copy; nothing shared changes)."""
         shared = self._client._shared
         if shared.price_calls:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from concurrent.futures import Future
 from typing import (
     TYPE_CHECKING,
@@ -20,9 +19,12 @@ from typing import (
 
 from .._errors import RequestTypeError, RequestValidationError
 from .._flow import CallSpec
+from .._model import WireModel
 from .._policy import ResponseLike
 from .._pool import bounded_map, failed_future, map_window
+from .._raw import RawResponse, raw_spec
 from .._stream import Stream, stream_spec
+from .._transport import HTTPRequest
 from .._types import Attempt, ChatCompletion, Timeout, TimeoutLike
 from .._validate import (
     _chain,
@@ -41,11 +43,23 @@ __all__ = ["Chat", "Completions"]
 
 
 def _parse_completion(response: ResponseLike, model: Optional[str]) -> ChatCompletion:
-    return ChatCompletion.from_dict(response.json(), requested_model=model or "")
+    return ChatCompletion.from_dict(
+        response.json(),
+        requested_model=model or "",
+        request_id=response.headers.get("x-request-id"),
+    )
 
 
 def _attach(result: ChatCompletion, attempts: Sequence[Attempt]) -> ChatCompletion:
-    return dataclasses.replace(result, attempts=tuple(attempts))
+    """``dataclasses.replace(result, attempts=...)`` at a third of its cost (once per call).
+
+    replace() runs ``__init__`` over every field again; a ChatCompletion has no
+    ``__post_init__`` (a test pins it), so a copy of its fields is the same object.
+    """
+    copy = object.__new__(type(result))
+    copy.__dict__.update(result.__dict__)
+    copy.__dict__["attempts"] = tuple(attempts)
+    return copy
 
 
 class Completions:
@@ -53,6 +67,7 @@ class Completions:
 
     def __init__(self, client: Client) -> None:
         self._client = client
+        self.with_raw_response = CompletionsWithRawResponse(self)
 
     @overload
     def create(
@@ -111,6 +126,33 @@ class Completions:
             TypeError, RequestValidationError: the request cannot be valid (nothing sent).
             APIError: the chain failed; the last error, with ``.attempts``.
         """
+        result: Union[ChatCompletion, Stream] = self._create(
+            False,
+            model=model,
+            messages=messages,
+            fallback_models=fallback_models,
+            stream=stream,
+            timeout=timeout,
+            extra_headers=extra_headers,
+            extra_body=extra_body,
+            **params,
+        )
+        return result
+
+    def _create(
+        self,
+        raw: bool,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        fallback_models: Optional[Sequence[str]] = None,
+        stream: bool = False,
+        timeout: TimeoutLike = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        **params: Any,
+    ) -> Any:
+        """``create``; with ``raw``, its result wrapped in a ``RawResponse``."""
         client = self._client
         _refuse_client_settings(params)
         fallback = (
@@ -119,6 +161,9 @@ class Completions:
             else _check_model_list(fallback_models, "fallback_models")
         )
         chain = _chain(model, fallback)
+        if isinstance(messages, (list, tuple)):
+            # openai-python users append the returned message object itself to the history.
+            messages = [m.to_dict() if isinstance(m, WireModel) else m for m in messages]
         _validate_messages(messages)
         if not isinstance(stream, bool):
             raise RequestTypeError(f"stream must be True or False, got {stream!r}")
@@ -136,9 +181,16 @@ class Completions:
                 clock=client._shared.clock,
                 emit=client._on_attempt,
                 scrub=client._scrub,
+                recover=client._options.stream_recovery,
             )
             headers = {"Accept": "text/event-stream", **(extra_headers or {})}
-            return client._call(stream_call, chain, timeout=per_call_timeout, extra_headers=headers)
+            opened: Stream = client._call(
+                stream_call, chain, timeout=per_call_timeout, extra_headers=headers
+            )
+            if raw:
+                request = HTTPRequest("POST", client._url("/chat/completions"), {}, None, True)
+                return RawResponse(opened._state.response, request, opened, opened.attempts)
+            return opened
         spec: CallSpec[ChatCompletion] = CallSpec(
             method="POST",
             path="/chat/completions",
@@ -147,6 +199,15 @@ class Completions:
             body=body,
             attach=_attach,
         )
+        if raw:
+            response = client._call(
+                raw_spec(spec, client._url("/chat/completions")),
+                chain,
+                timeout=per_call_timeout,
+                extra_headers=extra_headers,
+            )
+            response._parsed = client._price(response._parsed, chain)
+            return response
         result = client._call(
             spec,
             chain,
@@ -225,6 +286,22 @@ class Completions:
 
     def _run(self, kwargs: Mapping[str, Any]) -> ChatCompletion:
         result: ChatCompletion = self.create(**kwargs)  # stream=True was refused before
+        return result
+
+
+class CompletionsWithRawResponse:
+    """``client.chat.completions.with_raw_response``: ``create`` returning ``RawResponse``.
+
+    Retries and fallback run exactly as for ``create``; ``.parse()`` gives its result (a
+    ``Stream`` with ``stream=True``, whose headers are those of the response it reads).
+    """
+
+    def __init__(self, completions: Completions) -> None:
+        self._completions = completions
+
+    def create(self, **create_kwargs: Any) -> RawResponse[Any]:
+        """``chat.completions.create(...)``, keeping the HTTP response."""
+        result: RawResponse[Any] = self._completions._create(True, **create_kwargs)
         return result
 
 

@@ -426,3 +426,28 @@ def test_a_model_the_catalog_does_not_price_costs_unknown_not_zero(tmp_path: Pat
     assert "cost unknown for 1 successful requests" in batch.stderr
     assert "$0.000000" not in batch.stderr
     assert read_output(out)[0]["response"]["cost"] is None
+
+
+def test_batch_embeds_embedding_lines_beside_chat_lines(tmp_path: Path) -> None:
+    """`cometsync batch` runs /v1/embeddings lines too: vectors as floats, priced by input."""
+    vec = {"model_type": "embedding", "dimensions": 4, "pricing": {"input": 0.02}}
+    source = tmp_path / "in.jsonl"
+    out = tmp_path / "out.jsonl"
+    embed = {
+        "custom_id": "e",
+        "method": "POST",
+        "url": "/v1/embeddings",
+        "body": {"model": "vec", "input": ["one", "two"], "encoding_format": "base64"},
+    }
+    empty = {"custom_id": "bad", "url": "/v1/embeddings", "body": {"model": "vec", "input": ""}}
+    source.write_text("\n".join([request_line("c"), json.dumps(embed), json.dumps(empty)]) + "\n")
+    with Simulator(scenario(vec=vec), seed=3) as sim:
+        proc = cli("batch", str(source), "-o", str(out), "-f", "dear", "--no-progress", sim=sim)
+    assert proc.returncode == 4, proc.stderr  # the empty input failed
+    records = {r["custom_id"]: r for r in read_output(out)}
+    vectors = [d["embedding"] for d in records["e"]["response"]["body"]["data"]]
+    assert [len(v) for v in vectors] == [4, 4] and all(isinstance(x, float) for x in vectors[0])
+    assert records["e"]["response"]["cost"] > 0
+    assert records["bad"]["error"]["type"] == "invalid_input"
+    assert records["c"]["response"]["body"]["choices"][0]["message"]["content"]
+    assert "2 succeeded, 1 failed" in proc.stderr

@@ -128,11 +128,17 @@ def test_models_list_and_catalog_cover_every_model() -> None:
     assert core.handle("GET", "/v1/models/nope", AUTH, b"", 0).status == 404
 
 
-def test_catalog_lists_chat_models_as_cometapi_does() -> None:
-    """Chat models are model_type "text" with the "text-to-text" feature, as in CometAPI's list."""
+def test_catalog_lists_chat_and_embedding_models_as_cometapi_does() -> None:
+    """Chat models are model_type "text" ("text-to-text"); embedding models "embedding"."""
     entries = Core("healthy").handle("GET", "/api/models", {}, b"", 0).payload["data"]
-    assert entries and all(m["model_type"] == "text" for m in entries)
-    assert all(m["features"] == ["text-to-text"] for m in entries)
+    chat = [m for m in entries if "embedding" not in m["id"]]
+    embedding = [m for m in entries if "embedding" in m["id"]]
+    assert chat and all(m["model_type"] == "text" for m in chat)
+    assert all(m["features"] == ["text-to-text"] for m in chat)
+    assert {m["id"] for m in embedding} == {"text-embedding-3-small", "text-embedding-3-large"}
+    assert all(m["model_type"] == "embedding" for m in embedding)
+    assert all(m["features"] == ["embedding"] for m in embedding)
+    assert all(m["pricing"]["output"] is None for m in embedding)
 
 
 def test_prices_the_scenario_does_not_give_are_null_never_zero() -> None:
@@ -145,7 +151,8 @@ def test_prices_the_scenario_does_not_give_are_null_never_zero() -> None:
     assert {k: v for k, v in prices["free?"].items() if k != "currency"} == unset
     assert {k: v for k, v in prices["half"].items() if k != "currency"} == {**unset, "input": 0.5}
     preset = Core("healthy").handle("GET", "/api/models", {}, b"", 0).payload["data"]
-    assert all(m["pricing"]["input"] > 0 and m["pricing"]["output"] > 0 for m in preset)
+    chat = [m for m in preset if m["model_type"] == "text"]
+    assert all(m["pricing"]["input"] > 0 and m["pricing"]["output"] > 0 for m in chat)
 
 
 @pytest.mark.parametrize(("method", "path"), [("POST", "/chat/completions"), ("GET", "/v1/nope")])

@@ -16,8 +16,8 @@ def err(code: Optional[str] = None, message: str = "boom") -> Dict[str, Any]:
     return {"error": {"message": message, "type": "comet_api_error", "param": None, "code": code}}
 
 
-def ok(content: Optional[str] = "fine", model: str = "m1") -> Any:
-    return json_response(200, completion_body(content, model=model))
+def ok(content: Optional[str] = "fine", model: str = "m1", headers: Any = None) -> Any:
+    return json_response(200, completion_body(content, model=model), headers=headers)
 
 
 def make(script: List[Any], **kwargs: Any) -> tuple[cometsync.Client, ScriptedTransport, FakeClock]:

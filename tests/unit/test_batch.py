@@ -50,7 +50,8 @@ def test_the_default_model_fills_in_and_the_line_model_wins() -> None:
         (line(custom_id="c", body={"model": "m"}), "c", "no 'messages'"),
         (line(custom_id="c", body={"messages": MSGS}), "c", "no 'model'"),
         (line(custom_id="c", body={"model": "m", "messages": MSGS, "stream": True}), "c", "stream"),
-        (line(custom_id="c", url="/v1/embeddings", body={}), "c", "only /v1/chat/completions"),
+        (line(custom_id="c", url="/v1/embeddings", body={}), "c", "no 'input'"),
+        (line(custom_id="d", url="/v1/images", body={}), "d", "and /v1/embeddings are supported"),
         (line(custom_id="c", method="GET", body={}), "c", "method must be POST"),
     ],
 )
@@ -225,3 +226,45 @@ def test_a_malformed_line_is_written_as_it_is_read_in_completion_order(tmp_path:
     ids = [json.loads(x)["custom_id"] for x in out.read_text().splitlines()]
     assert ids.index("line-2") < ids.index("head")
     assert sorted(ids) == ["head", "line-2", "q0"]
+
+
+def test_embedding_lines_run_beside_chat_lines_without_chat_fallbacks(tmp_path: Path) -> None:
+    """A /v1/embeddings line is embedded (floats written); the client's chat chain is not used."""
+    source = tmp_path / "in.jsonl"
+    emb_line = line(
+        custom_id="e", url="/v1/embeddings", body={"model": "emb", "input": ["x"], "dimensions": 2}
+    )
+    source.write_text(
+        line(custom_id="c", body={"model": "m", "messages": MSGS}) + "\n" + emb_line + "\n"
+    )
+    out = tmp_path / "out.jsonl"
+    vectors = {
+        "object": "list",
+        "model": "emb",
+        "usage": {"prompt_tokens": 1, "total_tokens": 1},
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.6, 0.8]}],
+    }
+    transport = ScriptedTransport(
+        [
+            json_response(200, completion_body("hi")),
+            json_response(500, {}),
+            json_response(200, vectors),
+        ]
+    )
+    client = cometsync.Client(
+        api_key="k",
+        transport=transport,
+        clock=FakeClock(),
+        max_workers=1,
+        fallback_models=["chat-fallback"],
+    )
+    summary = run_batch(client, str(source), str(out))
+    records = {r["custom_id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert records["e"]["response"]["body"]["data"][0]["embedding"] == [0.6, 0.8]
+    assert [a["decision"] for a in records["e"]["response"]["attempts"]] == ["retry", "success"]
+    assert (
+        transport.requests[1].url.endswith("/embeddings")
+        and "chat-fallback" not in transport.models
+    )
+    assert transport.bodies[2] == {"model": "emb", "input": ["x"], "dimensions": 2}
+    assert (summary.succeeded, summary.failed, summary.retries) == (2, 0, 1)

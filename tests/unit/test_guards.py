@@ -311,8 +311,9 @@ def test_cooldown_lasts_at_least_the_longest_retry_after() -> None:
 
 
 def test_cooldown_probes_with_one_call_then_trusts_or_backs_off() -> None:
-    """After the cooldown one probe goes; a failed probe doubles the cooldown, a success closes."""
-    g = guards(Protections(limiter=None, cooldown=Cooldowns(failures=1, cooldown=5.0)))
+    """With max_cooldown set, a failed probe doubles the cooldown; a success closes."""
+    cooldown = Cooldowns(failures=1, cooldown=5.0, max_cooldown=60.0)
+    g = guards(Protections(limiter=None, cooldown=cooldown))
     g.observe("m", failure(503), 0.0)
     assert g.admit("m", 4.0) is not None
     assert g.admit("m", 5.0) is None  # the probe

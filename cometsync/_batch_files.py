@@ -1,97 +1,21 @@
-"""The input side of ``cometsync batch``: reading and checking JSONL lines, and what an
-existing output already holds (for ``--resume``).
+"""The files of ``cometsync batch``: the input read lazily, line by line, and what an existing
+output already holds (for ``--resume``).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, Mapping, Optional, Set, Tuple, Union
+from typing import Iterator, Set, Tuple
 
+from ._batch_lines import custom_id_of
 from ._errors import CometError
 
-__all__ = [
-    "BatchFileError",
-    "BatchLine",
-    "DoneLines",
-    "count_todo",
-    "input_lines",
-    "parse_line",
-    "read_done",
-]
+__all__ = ["BatchFileError", "DoneLines", "count_todo", "input_lines", "read_done"]
 
 
 class BatchFileError(CometError, ValueError):
     """An input or output file the batch cannot use (missing, corrupt in the middle, ...)."""
-
-
-@dataclass(frozen=True)
-class BatchLine:
-    """One non-blank input line: its request (``create`` keywords) or why it is malformed."""
-
-    line: int
-    custom_id: str
-    request: Optional[Dict[str, Any]] = None
-    error: Optional[str] = None
-
-
-def _custom_id(data: Mapping[str, Any], line: int) -> Tuple[str, Optional[str]]:
-    value = data.get("custom_id")
-    if value is None:
-        return f"line-{line}", None
-    if not isinstance(value, str) or not value.strip():
-        return f"line-{line}", f"custom_id must be a non-empty string, got {value!r}"[:200]
-    return value, None
-
-
-def _check_line(data: Any, default_model: Optional[str]) -> Union[Dict[str, Any], str]:
-    """The ``create`` keywords of a decoded line, or the problem with it."""
-    if not isinstance(data, dict):
-        return f"expected a JSON object, got {type(data).__name__}"
-    method = data.get("method", "POST")
-    if method != "POST":
-        return f"method must be POST, got {method!r}"[:200]
-    url = data.get("url", "/v1/chat/completions")
-    if not isinstance(url, str) or not url.rstrip("/").endswith("/chat/completions"):
-        return f"only /v1/chat/completions is supported, got url {url!r}"[:200]
-    body = data.get("body")
-    if not isinstance(body, dict):
-        return "'body' must be a JSON object (the chat request)"
-    if body.get("stream"):
-        return "'stream' is not supported in a batch"
-    if "messages" not in body:
-        return "the body has no 'messages'"
-    model = body.get("model", default_model)
-    if model is None:
-        return "the body has no 'model' and no default model (-m) was given"
-    rest = {k: v for k, v in body.items() if k not in ("model", "messages", "stream")}
-    # Everything else goes through extra_body so a body key can never collide with one of
-    # create()'s own keywords (timeout, fallback_models, ...).
-    return {"model": model, "messages": body["messages"], "extra_body": rest}
-
-
-def parse_line(text: str, line: int, default_model: Optional[str] = None) -> BatchLine:
-    """Read one input line (never raises: problems become ``BatchLine.error``)."""
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        reason = getattr(exc, "msg", str(exc))
-        column = getattr(exc, "colno", None)
-        where = f" at column {column}" if column is not None else ""
-        return BatchLine(
-            line, f"line-{line}", error=f"line {line}: not valid JSON ({reason}{where})"
-        )
-    if not isinstance(data, dict):
-        return BatchLine(
-            line,
-            f"line-{line}",
-            error=f"line {line}: expected a JSON object, got {type(data).__name__}",
-        )
-    custom_id, problem = _custom_id(data, line)
-    checked = problem if problem is not None else _check_line(data, default_model)
-    if isinstance(checked, str):
-        return BatchLine(line, custom_id, error=f"line {line}: {checked}")
-    return BatchLine(line, custom_id, request=checked)
 
 
 def input_lines(path: str) -> Iterator[Tuple[int, str]]:
@@ -176,5 +100,5 @@ def _quick_id(text: str, number: int) -> str:
     except ValueError:
         return f"line-{number}"
     if isinstance(data, dict):
-        return _custom_id(data, number)[0]
+        return custom_id_of(data, number)[0]
     return f"line-{number}"
