@@ -27,7 +27,7 @@ class Attempt:
         reason: why, when the decision is not the obvious one (budget, deadline, cooldown...).
         duration: for streams, seconds until the stream ended; else equal to ``latency``.
         queued: seconds the attempt waited in the client before it was sent: for a limiter
-            slot (the in-flight limit, the server's pacing or Retry-After hold), or for a
+            slot (the in-flight limit, a rate limit's pacing, the server's hold), or for a
             cooling model of the chain to come back. A retry's backoff is not in it (that is
             the previous attempt's ``delay``).
     """
