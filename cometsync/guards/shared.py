@@ -24,7 +24,7 @@ from .._clock import Clock
 from .._errors import ConfigError, PoolTimeoutError
 from .._policy import Classification
 from . import admission as model_
-from ._base import Guards
+from ._base import EVERY_MODEL, Guards, stats_key
 from .cooldowns import NEUTRAL, OK, breaker_outcome
 from .protections import Protections
 from .ratelimit import RateLimit, RateLimits, coerce_rate_limits
@@ -34,7 +34,8 @@ __all__ = ["SharedGuards", "build_guards"]
 
 logger = logging.getLogger("cometsync")
 
-_NO_LIMIT = RateLimit()
+# rpm = tpm = None (the class defaults): ``RateLimit()`` itself is refused as a user mistake.
+_NO_LIMIT: RateLimit = object.__new__(RateLimit)
 _NOTHING: Any = object()
 
 
@@ -350,9 +351,12 @@ class SharedGuards(Guards):
         out["shared"] = {
             "store": self.store.describe(),
             "rate_limits": {
-                str(m): {"rpm": lim.rpm, "tpm": lim.tpm} for m, lim in self._limits.items()
+                EVERY_MODEL if m is None else m: {"rpm": lim.rpm, "tpm": lim.tpm}
+                for m, lim in self._limits.items()
             },
-            "learned": {str(m): {"rpm": r, "tpm": t} for m, (r, t, _) in self._learned.items()},
+            "learned": {
+                stats_key(m): {"rpm": r, "tpm": t} for m, (r, t, _) in self._learned.items()
+            },
         }
         return out
 
