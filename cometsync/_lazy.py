@@ -64,6 +64,7 @@ Unbuilt = Tuple[
     Optional[float],
     str,
     str,
+    float,
 ]
 
 
@@ -85,4 +86,5 @@ def build_record(fields: Unbuilt, scrub: Callable[[str], str]) -> Attempt:
         fields[6],
         fields[7],
         fields[8],
+        fields[9],
     )

@@ -24,7 +24,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, Generator, List, Optional, Protocol, Tuple
 
 from cometsync._errors import APIConnectionError, APIError, APITimeoutError
-from cometsync._flow import Action, Outcome, Send, Sleep
+from cometsync._flow import Action, Outcome, Queued, Send, Sleep
 from cometsync._transport import Response
 
 __all__ = ["EPOCH", "CoreServer", "Engine", "Flow", "Server", "Task", "VirtualClock"]
@@ -83,6 +83,7 @@ class Task:
         "holding",
         "on_done",
         "outcome",
+        "queued",
         "result",
         "send",
         "sends",
@@ -90,6 +91,7 @@ class Task:
         "started",
         "tag",
         "try_acquire",
+        "waiting_since",
     )
 
     def __init__(
@@ -114,6 +116,8 @@ class Task:
         self.started = started
         self.on_done = on_done
         self.outcome: Outcome = None
+        self.waiting_since: Optional[float] = None  # when its pending send first found no slot
+        self.queued = 0.0  # seconds its pending send waited for a slot before it left
         self.finished: Optional[float] = None
         self.result: Any = None
         self.error: Optional[APIError] = None
@@ -226,6 +230,9 @@ class Engine:
                 task: Task = arg
                 outcome = task.outcome
                 task.outcome = None
+                if task.queued:  # the send waited for a slot: the flow records it as `queued`
+                    outcome = Queued(outcome, task.queued)  # type: ignore[arg-type]
+                    task.queued = 0.0
                 if task.holding is not None:
                     self._release(task)
                 try:
@@ -247,7 +254,7 @@ class Engine:
                     wake = at + action.seconds
                     _push(heap, (wake if wake > at else at, next(seq), resume, task))
                 elif type(action) is Send and task.try_acquire is None:
-                    task.sends += 1
+                    task.sends += 1  # _send() without a slot to take, inlined
                     task.server.submit(self, task, action)
                 elif type(action) is Send:
                     self._send(task, action)
@@ -264,9 +271,11 @@ class Engine:
     def _send(self, task: Task, send: Send) -> None:
         guards = task.guards
         try_acquire = task.try_acquire
-        if try_acquire is not None:
+        if try_acquire is not None and send.model is not None:  # no slot without a model
             now = self.clock.now
             if not try_acquire(send.model, now):
+                if task.waiting_since is None:
+                    task.waiting_since = now
                 wait = guards.acquire_in(send.model, now)
                 if wait is None:  # until another send of this model releases its slot
                     key = (id(guards), send.model)
@@ -275,6 +284,9 @@ class Engine:
                     self.schedule(now + max(wait, 1e-6), self._resend, (task, send))
                 return
             task.holding = (send.model,)
+            if task.waiting_since is not None:
+                task.queued = now - task.waiting_since
+                task.waiting_since = None
         task.sends += 1
         task.server.submit(self, task, send)
 
