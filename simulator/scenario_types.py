@@ -29,9 +29,9 @@ __all__ = [
 ]
 
 #: Transport-level faults: answers that are not a well-formed JSON response.
-FAULTS = ("reset", "hang", "malformed", "empty", "truncate", "html", "error", "stall")
+FAULTS = ("reset", "hang", "malformed", "empty", "truncate", "html", "error", "stall", "eof")
 #: Faults that break a stream after ``after_chunks`` events (default: half-way).
-STREAM_FAULTS = ("truncate", "reset", "malformed", "error", "stall")
+STREAM_FAULTS = ("truncate", "reset", "malformed", "error", "stall", "eof")
 
 
 class ScenarioError(ValueError):
