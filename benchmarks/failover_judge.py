@@ -28,7 +28,15 @@ from simulator import wire
 from .failover_cases import CHAIN, MESSAGES, PRIMARY, Case
 from .failover_clients import Answer
 
-__all__ = ["BACK_WITHIN", "HAMMER", "SCORES", "Verdict", "complete_answers", "judge"]
+__all__ = [
+    "BACK_WITHIN",
+    "HAMMER",
+    "SCORES",
+    "Verdict",
+    "complete_answers",
+    "is_complete",
+    "judge",
+]
 
 SCORES = ("pass", "partial", "safe", "fail")
 #: More attempts than this on one model for one request is hammering.
@@ -56,6 +64,36 @@ def complete_answers(seed: int, chain: Sequence[str] = CHAIN) -> Set[str]:
         words, _ = wire.generate_words(seed, model, MESSAGES, None)
         out.add(" ".join(words))
     return out
+
+
+def is_complete(text: str, seed: int, chain: Sequence[str] = CHAIN) -> bool:
+    """Whether ``text`` is a whole answer: one model's, or one model's start continued by another.
+
+    A stream recovered on another model by continuation spells the first model's partial text
+    and then the second model's continuation of it (the simulator's rule for a prefill that is
+    not its own answer's start), so every such splice counts as complete.
+    """
+    if text in complete_answers(seed, chain):
+        return True
+    try:
+        from simulator.prefill import continuation
+    except ImportError:  # a simulator without continuation: whole answers only
+        return False
+    for first in chain:
+        words, _ = wire.generate_words(seed, first, MESSAGES, None)
+        pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+        for k in range(1, len(pieces)):
+            prefix = "".join(pieces[:k])
+            if not text.startswith(prefix):
+                break
+            for other in chain:
+                if other == first:
+                    continue
+                prefill = [*MESSAGES, {"role": "assistant", "content": prefix}]
+                rest, _ = continuation(seed, other, prefill, None)
+                if text == prefix + "".join(rest):
+                    return True
+    return False
 
 
 def _expected_usage(seed: int, model: str) -> Tuple[int, int]:
@@ -167,7 +205,7 @@ def judge(
         return Verdict("fail", hard, [], shown)
     complete = complete_answers(seed)
     for a in answers:
-        if a.text is not None and a.text not in complete:
+        if a.text is not None and not is_complete(a.text, seed):
             what = "garbled" if len(a.text) > min(map(len, complete)) else "cut"
             return Verdict(
                 "fail", f"a {what} answer handed over as complete: {a.text!r}", [], shown
