@@ -83,7 +83,7 @@ class Recipe:
 def describe(exc: BaseException) -> str:
     """``ClassName: first line of the message``, short and free of the API key."""
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text.replace(KEY, '<key>')[:160]}"
+    return f"{type(exc).__name__}: {text.replace(KEY, '<key>')[:120]}"
 
 
 # Fields of cometsync's configuration objects that are durations in seconds.

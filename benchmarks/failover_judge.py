@@ -151,7 +151,8 @@ def _retry_after_slips(case: Case, records: Sequence[Dict[str, Any]], scale: flo
 
 def _outage_slips(
     case: Case, records: Sequence[Dict[str, Any]], answers: Sequence[Answer], scale: float
-) -> List[str]:
+) -> Tuple[List[str], str]:
+    """The outage's slips, and its facts in words (attempts while down, time to trust again)."""
     assert case.outage is not None
     down = case.outage[0] * scale
     calls_down = sum(1 for a in answers if a.started < down)
@@ -166,7 +167,10 @@ def _outage_slips(
         slips.append("the primary got no traffic after it recovered")
     elif back and back[0] > bound:
         slips.append(f"the primary took traffic again {back[0]:.2f} s after it recovered")
-    return slips
+    facts = f"{tries_down} attempts on the down primary for {calls_down} calls"
+    if back:
+        facts += f", primary answering again {back[0]:.2f} s after it recovered"
+    return slips, facts
 
 
 def _account_slips(records: Sequence[Dict[str, Any]], answer: Answer, seed: int) -> List[str]:
@@ -224,8 +228,10 @@ def judge(
         waited = sum(1 for r in records if r["model"] == PRIMARY)
         if waited > 1:
             slips.append(f"waited out {waited} timeouts on the silent primary")
+    facts = ""
     if case.outage is not None:
-        slips.extend(_outage_slips(case, records, answers, scale))
+        more, facts = _outage_slips(case, records, answers, scale)
+        slips.extend(more)
     if case.accounting:
         slips.extend(_account_slips(records, answers[0], seed))
     for a in answers:
@@ -234,6 +240,8 @@ def judge(
             break
     models = sorted({a.model or "?" for a in answers})
     how = f"answered by {', '.join(models)}"
+    if facts and not slips:
+        how += f" ({facts})"
     if slips:
         return Verdict("partial", f"{how}; " + "; ".join(slips), slips, shown)
     return Verdict("pass", how, [], shown)
