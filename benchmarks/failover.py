@@ -44,18 +44,19 @@ class Cell:
     trace: str
     slips: List[str]
     answers: List[Dict[str, Any]]
+    sequence: bool = False
 
 
 def select(names: Optional[Sequence[str]], pool: Sequence[Any], what: str) -> List[Any]:
     """The items of ``pool`` whose name is in ``names`` (all when None), or a clear error."""
     if not names:
         return list(pool)
-    by_name = {item.name.lower(): item for item in pool}
+    by_name = {getattr(item, "key", item.name).lower(): item for item in pool}
     chosen = []
     for name in names:
         item = by_name.get(name.strip().lower())
         if item is None:
-            known = ", ".join(repr(i.name) for i in pool)
+            known = ", ".join(getattr(i, "key", i.name) for i in pool)
             raise ValueError(f"unknown {what} {name!r}; known: {known}")
         chosen.append(item)
     return chosen
@@ -145,6 +146,7 @@ def run_cell(case: Case, recipe: Recipe, scale: float, seed: int) -> Cell:
         verdict.trace,
         verdict.slips,
         [_public(a) for a in answers],
+        sequence=case.requests > 1,
     )
 
 
@@ -195,7 +197,7 @@ def _short(cell: Cell) -> str:
 def table(cells: Sequence[Cell], recipes: Sequence[Recipe]) -> str:
     """The scorecard as a terminal table, then one line per cell that is not a plain pass."""
     lines = [format_table(["case", *[r.name for r in recipes]], _grid(cells, recipes))]
-    notes = [c for c in cells if c.score != "pass"]
+    notes = [c for c in cells if c.score != "pass" or c.sequence]
     if notes:
         lines.append("")
         lines.extend(f"  {c.case} / {c.client}: {c.score}: {c.note}" for c in notes)
@@ -208,7 +210,7 @@ def markdown(cells: Sequence[Cell], recipes: Sequence[Recipe]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in _grid(cells, recipes):
         lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
-    notes = [c for c in cells if c.score != "pass"]
+    notes = [c for c in cells if c.score != "pass" or c.sequence]
     if notes:
         lines.append("")
         for c in notes:

@@ -50,6 +50,7 @@ class Case:
     """One canonical failure and what good conduct is in front of it.
 
     Attributes:
+        key: the short name ``--cases`` takes.
         name: the row label.
         title: what the primary does, in words.
         models: the scenario's models at a given scale (the fallback defaults to healthy).
@@ -67,6 +68,7 @@ class Case:
         needs: simulator model keys the case relies on (the cell is skipped without them).
     """
 
+    key: str
     name: str
     title: str
     models: Models
@@ -122,69 +124,83 @@ def _refusing_prefill(scale: float) -> Dict[str, Any]:
 
 CASES: Tuple[Case, ...] = (
     Case(
+        "429-retry-after",
         "429 + Retry-After",
         "one 429 with Retry-After: 3 s, then healthy",
         _rate_limited,
         retry_after=(429, 3.0),
     ),
     Case(
-        "429, no Retry-After", "one 429 without Retry-After, then healthy", _once({"status": 429})
+        "429-no-retry-after",
+        "429, no Retry-After",
+        "one 429 without Retry-After, then healthy",
+        _once({"status": 429}),
     ),
-    Case("500 once", "one 500, then healthy", _once({"status": 500})),
-    Case("503 persistent", "503 on every request", _always({"status": 503})),
+    Case("500-once", "500 once", "one 500, then healthy", _once({"status": 500})),
+    Case("503-persistent", "503 persistent", "503 on every request", _always({"status": 503})),
     Case(
+        "reset",
         "reset before headers",
         "every connection reset before the status line",
         _always({"fault": "reset"}),
     ),
     Case(
+        "silent",
         "silent model",
         "accepts every request and never answers",
         _always({"fault": "hang"}),
         silent=True,
     ),
     Case(
+        "slow-first-token",
         "slow first token",
         "a stream whose first token comes after 20 s",
         _slow_first_token,
         stream=True,
     ),
     Case(
+        "stream-cut",
         "stream cut",
         "one stream closed half-way, no [DONE] (then healthy)",
         _once({"fault": "truncate"}),
         stream=True,
     ),
     Case(
+        "stream-stall",
         "stream stall",
         "one stream silent half-way, connection open (then healthy)",
         _once({"fault": "stall"}),
         stream=True,
     ),
     Case(
+        "malformed-chunk",
         "malformed chunk",
         "one stream with an event cut in half (then healthy)",
         _once({"fault": "malformed"}),
         stream=True,
     ),
     Case(
+        "no-done",
         "end without [DONE]",
         "one stream ending cleanly half-way: no finish_reason, no [DONE] (then healthy)",
         _once({"fault": "eof"}),
         stream=True,
     ),
     Case(
+        "context-length",
         "context length",
         "400 context_length_exceeded on every request (the fallback has room)",
         _always({"status": 400, "code": "context_length_exceeded", "message": _CONTEXT}),
     ),
     Case(
+        "content-filter",
         "content filter",
         "400 content_filter on every request: the clean error is the pass",
         _always({"status": 400, "code": "content_filter", "message": _FILTER}),
         expect_error=True,
     ),
     Case(
+        "prefill-refused",
         "fallback refuses prefill",
         "every stream cut half-way on the primary; the fallback refuses a prefill",
         _refusing_prefill,
@@ -192,12 +208,14 @@ CASES: Tuple[Case, ...] = (
         needs=("prefill",),
     ),
     Case(
+        "outage",
         "primary down, then healthy",
         "503 for 60 s, then healthy: 20 requests, one every 4 s",
         _outage,
         outage=(60.0, 4.0, 20),
     ),
     Case(
+        "accounting",
         "fail-over accounting",
         "502, reset, 503, then healthy: the client's account vs the journal",
         _primary(script=[{"status": 502}, {"fault": "reset"}, {"status": 503}]),

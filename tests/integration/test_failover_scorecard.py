@@ -137,7 +137,7 @@ def test_scaled_multiplies_durations_only() -> None:
 def test_fast_smoke_on_a_subset(tmp_path: Path) -> None:
     """--fast on quick cases: JSON shape, cometsync never fails, openai's cut stream fails."""
     out = tmp_path / "failover.json"
-    cases = "429 + Retry-After,500 once,content filter,end without [DONE],fail-over accounting"
+    cases = "429-retry-after,500-once,content-filter,no-done,accounting"
     args = ["failover", "--fast", "--cases", cases, "--jobs", "4", "--json", str(out)]
     assert main(args) == 0
     data = json.loads(out.read_text())
