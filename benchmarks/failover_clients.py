@@ -1,7 +1,9 @@
 """The recipes the failover scorecard compares, each as a user would write it.
 
 * ``cometsync``: ``cometsync.Client(fallback_models=[...])`` with every other setting at its
-  default; a stream is read chunk by chunk, then ``get_final_completion()``.
+  default; a stream is read chunk by chunk, then ``get_final_completion()``. The reader opts in
+  to clean restarts as the README shows a reader that can take back what it showed:
+  ``stream.on_restart(callback)``, the callback discarding the text shown so far.
 * ``openai``: ``openai.OpenAI()`` at its defaults (2 retries, 600 s read timeout), on the
   primary model alone: openai-python has no fallback chain, and a user who writes one by hand
   writes the source document's loop, the next column.
@@ -153,7 +155,15 @@ class _Comet(Caller):
                 attempts=tuple((a.model, a.status) for a in r.attempts),
             )
         parts: List[str] = []
+        restarts: List[str] = []
+
+        def discard(shown: str) -> None:  # the documented reaction: take back what was shown
+            restarts.append(shown)
+            parts.clear()
+
         with create(model=self.primary, messages=MESSAGES, stream=True) as s:
+            if hasattr(s, "on_restart"):  # cometsync with mid-stream recovery
+                s.on_restart(discard)
             for chunk in s:
                 parts.extend(c.delta.content or "" for c in chunk.choices)
             final = s.get_final_completion()
@@ -163,6 +173,7 @@ class _Comet(Caller):
             text="".join(parts),
             model=model,
             attempts=attempts,
+            restarted=bool(restarts),
             final_text=final.choices[0].message.content,
         )
 

@@ -240,6 +240,8 @@ def judge(
             break
     models = sorted({a.model or "?" for a in answers})
     how = f"answered by {', '.join(models)}"
+    if any(a.restarted for a in answers):
+        how += " after a signalled restart"
     if facts and not slips:
         how += f" ({facts})"
     if slips:
