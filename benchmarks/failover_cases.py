@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from simulator.scenario_types import ModelSpec
+from simulator.scenario_types import FAULTS, ModelSpec
 
 __all__ = [
     "CASES",
@@ -65,7 +65,8 @@ class Case:
             answers 503 from 0 to ``down``; a sequence of requests is sent on one client.
         accounting: check the client's own account (model, usage, attempts) against the
             simulator's journal.
-        needs: simulator model keys the case relies on (the cell is skipped without them).
+        needs: what the case relies on in the simulator, model keys or ``fault:NAME`` (the
+            cell is skipped, ``n/a``, without them).
     """
 
     key: str
@@ -185,6 +186,7 @@ CASES: Tuple[Case, ...] = (
         "one stream ending cleanly half-way: no finish_reason, no [DONE] (then healthy)",
         _once({"fault": "eof"}),
         stream=True,
+        needs=("fault:eof",),
     ),
     Case(
         "context-length",
@@ -225,6 +227,7 @@ CASES: Tuple[Case, ...] = (
 
 
 def missing_features(case: Case) -> List[str]:
-    """The simulator model keys ``case`` needs that this simulator does not know."""
+    """What ``case`` needs that this simulator lacks: model keys, or faults (``fault:NAME``)."""
     known = {f.name for f in dataclasses.fields(ModelSpec)}
+    known.update(f"fault:{name}" for name in FAULTS)
     return [need for need in case.needs if need not in known]
