@@ -72,8 +72,9 @@ def _drive(
 ) -> None:
     """Send the case's requests in order (a sequence at fixed intervals), recording answers."""
     interval = 0.0 if case.outage is None else case.outage[1] * scale
+    # Half an interval late, so the outage ends between two requests, not on one.
     for i in range(case.requests):
-        due = origin + i * interval
+        due = origin + (i + 0.5) * interval
         pause = due - time.monotonic()
         if pause > 0:
             time.sleep(pause)

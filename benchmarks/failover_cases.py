@@ -62,7 +62,8 @@ class Case:
         silent: a model that never answers: more than one timeout on it, while a fallback
             could answer, is a conduct slip.
         outage: ``(down seconds, request interval, requests)`` at full scale: the primary
-            answers 503 from 0 to ``down``; a sequence of requests is sent on one client.
+            answers 503 from 0 to ``down``; a sequence of requests is sent on one client, the
+            first half an interval in (so the outage ends between two requests).
         accounting: check the client's own account (model, usage, attempts) against the
             simulator's journal.
         needs: what the case relies on in the simulator, model keys or ``fault:NAME`` (the
@@ -212,7 +213,7 @@ CASES: Tuple[Case, ...] = (
     Case(
         "outage",
         "primary down, then healthy",
-        "503 for 60 s, then healthy: 20 requests, one every 4 s",
+        "503 for 60 s, then healthy: 20 requests, one every 4 s from t = 2 s",
         _outage,
         outage=(60.0, 4.0, 20),
     ),
