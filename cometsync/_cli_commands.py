@@ -79,7 +79,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     with _client(args, price_calls=bool(args.verbose or args.json)) as client:
         try:
             if args.stream:
-                result = _stream_answer(client, args.model, messages, params)
+                result = _stream_answer(client, args.model, messages, params, args.verbose)
             else:
                 result = client.chat.completions.create(
                     model=args.model, messages=messages, **params
@@ -101,14 +101,26 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _stream_answer(
-    client: Client, model: str, messages: List[Dict[str, Any]], params: Dict[str, Any]
+    client: Client,
+    model: str,
+    messages: List[Dict[str, Any]],
+    params: Dict[str, Any],
+    verbose: int = 0,
 ) -> ChatCompletion:
     """Print the answer as it arrives; return it whole, priced when the catalog is known.
 
+    A stream broken mid-answer is continued seamlessly; a restart from scratch (a model that
+    cannot continue) ends the cut line and says so on stderr before the new answer prints.
+
     Raises:
         APIError: the chain failed before the first chunk; APIStreamError: the stream broke
-            after it (what arrived is already printed; a newline ends it).
+            after it and could not be recovered (what arrived is already printed).
     """
+
+    def restarting(discarded: str) -> None:
+        print(flush=True)
+        _err(f"the answer broke after {len(discarded)} characters; it starts over below")
+
     with client.chat.completions.create(
         model=model,
         messages=messages,
@@ -116,6 +128,7 @@ def _stream_answer(
         stream_options={"include_usage": True},  # the usage prices the answer
         **params,
     ) as stream:
+        stream.on_restart(restarting)
         try:
             for chunk in stream:
                 if chunk.choices:
@@ -123,6 +136,11 @@ def _stream_answer(
             final = stream.get_final_completion()
         finally:
             print(flush=True)
+        if verbose and stream.recoveries:
+            _err(
+                f"the stream broke and was recovered {stream.recoveries} time(s) "
+                f"({stream.restarts} restart(s)); finished by {stream.model}"
+            )
     return client._price(final, _chain(model, client.fallback_models))
 
 

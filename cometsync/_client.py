@@ -19,10 +19,11 @@ from ._catalog import DEFAULT_CATALOG_TTL, CatalogCache, ModelInfo
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import OnAttempt, _make_options, _Shared, _with_max_retries
 from ._errors import APIError, APIStatusError, APITimeoutError, ConfigError, PoolTimeoutError
-from ._flow import CallSpec, Send, Sleep, call_flow
+from ._flow import CallSpec, Deliver, Send, Sleep, call_flow
 from ._metrics import log_attempt
 from ._policy import RetryPolicy
 from ._pricing import CostEstimate, Priced
+from ._recovery import FlowHandle
 from ._stream import defer_success
 from ._stream_open import FirstToken, open_stream
 from ._transport import HTTPRequest, RequestsTransport, Transport
@@ -69,6 +70,9 @@ class Client:
         catalog_ttl: seconds the catalog is kept before it is fetched again.
         max_retries: openai-python's shortcut: ``retry`` (or the default policy) with this
             many retries per model.
+        stream_recovery: a stream broken after its first chunk is asked again (continued
+            from its partial answer) under the same retry policy, budget, guards and
+            deadline; False raises ``APIStreamError`` at once. See the README's Streaming.
 
     Once prices are known, each priced call is reported to the ``on_attempt`` hook's
     ``add_cost(model, usd)`` when it has one (``MetricsRecorder`` does), and a fallback model
@@ -98,6 +102,7 @@ class Client:
         price_calls: bool = False,
         catalog_ttl: float = DEFAULT_CATALOG_TTL,
         max_retries: Optional[int] = None,
+        stream_recovery: bool = True,
     ) -> None:
         key = _check_api_key(api_key, os.environ.get("COMETAPI_KEY"))
         url = base_url if base_url is not None else os.environ.get("COMETAPI_BASE_URL")
@@ -111,6 +116,7 @@ class Client:
             deadline=deadline,
             on_attempt=on_attempt,
             default_headers=default_headers or {},
+            stream_recovery=stream_recovery,
         )
         owns = transport is None
         if transport is None:
@@ -159,6 +165,10 @@ class Client:
         return self._options.deadline
 
     @property
+    def stream_recovery(self) -> bool:
+        return self._options.stream_recovery
+
+    @property
     def max_workers(self) -> int:
         return self._shared.max_workers
 
@@ -172,6 +182,7 @@ class Client:
         deadline: Any = _UNSET,
         on_attempt: Any = _UNSET,
         default_headers: Any = _UNSET,
+        stream_recovery: Any = _UNSET,
     ) -> Client:
         """A copy with other call settings that shares this client's pools and protections.
 
@@ -194,6 +205,7 @@ class Client:
             deadline=o.deadline if deadline is _UNSET else deadline,
             on_attempt=o.on_attempt if on_attempt is _UNSET else on_attempt,
             default_headers=o.default_headers if default_headers is _UNSET else default_headers,
+            stream_recovery=o.stream_recovery if stream_recovery is _UNSET else stream_recovery,
         )
         copy._shared = self._shared
         copy._bind()
@@ -324,22 +336,38 @@ class Client:
             scrub=self._scrub,
         )
         try:
-            action = next(flow)
-            while True:
+            action = self._drive(flow, headers, flow.__next__)
+        except StopIteration as stop:
+            flow.close()
+            return stop.value  # type: ignore[no-any-return]
+        except BaseException:
+            flow.close()
+            raise
+        # A stream with recovery: its reader resumes the flow if the stream breaks.
+        action.result._bind_flow(FlowHandle(flow, lambda first: self._drive(flow, headers, first)))
+        return action.result  # type: ignore[no-any-return]
+
+    def _drive(self, flow: Any, headers: Mapping[str, str], first: Callable[[], Any]) -> Deliver:
+        """Carry out the flow's actions, from ``first()``, until it delivers a stream.
+
+        Raises:
+            StopIteration: the flow returned its result.
+            APIError: the flow failed (scrubbed of the key).
+        """
+        try:
+            action = first()
+            while not isinstance(action, Deliver):
                 if isinstance(action, Send):
                     outcome: Any = self._send(action, headers)
                 else:
                     assert isinstance(action, Sleep)
-                    shared.clock.sleep(action.seconds)
+                    self._shared.clock.sleep(action.seconds)
                     outcome = None
                 action = flow.send(outcome)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
         except APIError as error:
             self._scrub_error(error)
             raise
-        finally:
-            flow.close()
+        return action
 
     def _send(self, action: Send, headers: Mapping[str, str]) -> Any:
         body = None

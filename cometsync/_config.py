@@ -34,6 +34,7 @@ class _Options:
     deadline: Optional[float]
     on_attempt: Optional[OnAttempt]
     default_headers: Mapping[str, str]
+    stream_recovery: bool = True
 
 
 class _Shared:
@@ -90,12 +91,15 @@ def _make_options(
     deadline: Any,
     on_attempt: Any,
     default_headers: Mapping[str, str],
+    stream_recovery: Any = True,
 ) -> _Options:
     """Check and normalise the settings a client is built or copied with."""
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ConfigError(f"retry must be a cometsync.RetryPolicy, got {retry!r}")
     if on_attempt is not None and not callable(on_attempt):
         raise ConfigError(f"on_attempt must be callable, got {on_attempt!r}")
+    if not isinstance(stream_recovery, bool):
+        raise ConfigError(f"stream_recovery must be True or False, got {stream_recovery!r}")
     return _Options(
         api_key=api_key,
         base_url=_check_base_url(base_url),
@@ -105,4 +109,5 @@ def _make_options(
         deadline=_check_deadline(deadline),
         on_attempt=on_attempt,
         default_headers=dict(default_headers),
+        stream_recovery=stream_recovery,
     )

@@ -40,20 +40,30 @@ from ._policy import (
     Classification,
     ResponseLike,
     RetryPolicy,
+    Step,
     classify,
     decide,
     demote,
     invalid_body,
 )
+from ._recovery import (
+    Deliver,
+    StreamBreak,
+    break_verdict,
+    broken_record,
+    prefill_refused_step,
+    refuses_prefill,
+    resume_body,
+)
 from ._types import Attempt, Timeout
 from .guards import NO_GUARDS, Guards
 
-__all__ = ["Action", "CallSpec", "Outcome", "Send", "Sleep", "call_flow"]
+__all__ = ["Action", "CallSpec", "Deliver", "Outcome", "Send", "Sleep", "call_flow"]
 
 logger = logging.getLogger("cometsync")
 
 T = TypeVar("T")
-Outcome = Union[ResponseLike, APIError, None]
+Outcome = Union[ResponseLike, APIError, StreamBreak, None]
 
 
 class Send(NamedTuple):
@@ -81,7 +91,7 @@ class Sleep(NamedTuple):
     seconds: float
 
 
-Action = Union[Send, Sleep]
+Action = Union[Send, Sleep, Deliver]
 
 
 def _no_attach(result: Any, attempts: Sequence[Attempt]) -> Any:
@@ -100,6 +110,9 @@ class CallSpec(Generic[T]):
         parse: turns a 2xx response into the result; ValueError means an invalid body.
         attach: returns the result carrying the call's attempt history.
         stream: whether the request asks for a stream.
+        recover: a stream recovered after its first chunk: on success the flow yields
+            ``Deliver(result)`` instead of returning, and its reader resumes it with a
+            ``StreamBreak`` when the stream breaks (``_recovery``).
     """
 
     method: str
@@ -109,6 +122,7 @@ class CallSpec(Generic[T]):
     body: Optional[Mapping[str, Any]] = None
     attach: Callable[[T, Sequence[Attempt]], T] = field(default=_no_attach)
     stream: bool = False
+    recover: bool = False
 
 
 def _describe(error: Optional[BaseException]) -> Optional[str]:
@@ -145,7 +159,9 @@ def call_flow(
 
     Raises:
         APIError: the last failure (its own class), with ``.attempts`` set, when the chain
-            is exhausted or a failure may not be retried or fallen back from.
+            is exhausted or a failure may not be retried or fallen back from; once a
+            delivered stream broke, that first ``APIStreamError`` (a recovery's own failure,
+            e.g. a fallback refusing the prefill, is recorded but never raised as the cause).
     """
     start = clock.monotonic()
     stop_at = None if deadline is None else start + deadline
@@ -153,16 +169,43 @@ def call_flow(
     last_error: Optional[APIError] = None
     skipped: List[str] = []
     guards.on_call(start)
+    resume: Optional[StreamBreak] = None  # the latest break of a delivered stream
+    first_break: Optional[APIError] = None
+    refused: List[Optional[str]] = []  # models that refused a prefill in this call
 
-    def record(entry: Attempt) -> None:
-        history.append(entry)
+    def record(entry: Attempt, replace: bool = False) -> None:
+        if replace:
+            history[-1] = entry
+        else:
+            history.append(entry)
         if on_attempt is not None:
             try:
                 on_attempt(entry)
             except Exception:  # an observer's bug must not lose the call's result
                 logger.exception("on_attempt hook raised; the call goes on")
 
+    def guard_retry(
+        step: Step, verdict: Classification, model: Optional[str], has_next: bool, now: float
+    ) -> Tuple[Step, bool]:
+        """The guards' say on a would-be retry; True: the retry waits for the model first.
+
+        A model whose breaker is open (this failure tripped it, or this attempt was its
+        probe) is not asked again: the next model at once, or on the last one a wait for
+        the model to be admitted again, as a new call would (below).
+        """
+        if step.decision != "retry":
+            return step, False
+        held = guards.refuse_retry(model, now)
+        if held is not None and has_next:
+            return demote(verdict, has_next, held), False
+        if not guards.allow_retry(model, now):
+            return demote(verdict, has_next, "retry budget exhausted"), False
+        if held is not None:
+            return step._replace(reason=f"{held}; the retry waits for it"), True
+        return step, False
+
     def fail(error: APIError) -> APIError:
+        error = first_break or error
         error.attempts = tuple(history)
         return error
 
@@ -179,9 +222,17 @@ def call_flow(
             continue
         body = None if spec.body is None else {**spec.body, "model": model}
         previous_delay: Optional[float] = None
-        attempt = 0
+        attempt = free = 0  # free: attempts that do not count as retries (a refused prefill)
         while True:
             attempt += 1
+            prefilled = False
+            if resume is not None:
+                planned = resume_body(resume, spec.body, model, refused)
+                if planned is None:  # it refused the prefill, and a restart is not allowed
+                    if has_next:
+                        break
+                    raise fail(resume.error)
+                body, prefilled = planned
             sent_at = clock.monotonic()
             left = None if stop_at is None else stop_at - sent_at
             if left is not None and left <= 0:
@@ -199,7 +250,7 @@ def call_flow(
             done_at = clock.monotonic()
             if outcome is None:
                 raise TypeError("the driver answered a Send with None")
-            verdict = classify(outcome, policy, model=model, now=clock.time())
+            verdict = classify(outcome, policy, model=model, now=clock.time())  # type: ignore[arg-type]
             result: Any = None
             if verdict.ok:
                 try:
@@ -212,29 +263,29 @@ def call_flow(
                         fallback=True,
                         error=invalid_body(model, status, str(exc)),
                     )
-            if not isinstance(outcome, PoolTimeoutError):  # never sent: says nothing of the model
+            no_prefill: Optional[Step] = None
+            if prefilled and not verdict.ok and refuses_prefill(outcome):
+                # Says nothing of the model's health and is not a retry of a failure.
+                assert resume is not None
+                refused.append(model)
+                no_prefill = prefill_refused_step(resume.restart, has_next)
+            elif not isinstance(outcome, PoolTimeoutError):  # never sent: says nothing of the model
                 guards.observe(model, verdict, done_at)
-            step = decide(
+            step = no_prefill or decide(
                 verdict,
-                attempt,
+                attempt - free,
                 policy,
                 previous_delay,
                 None if stop_at is None else stop_at - done_at,
                 has_next,
             )
             rewait = False
-            if step.decision == "retry":
-                # A model whose breaker is open (this failure tripped it, or this attempt was
-                # its probe) is not asked again: the next model at once, or on the last one
-                # a wait for the model to be admitted again, as a new call would (below).
-                held = guards.refuse_retry(model, done_at)
-                if held is not None and has_next:
-                    step = demote(verdict, has_next, held)
-                elif not guards.allow_retry(model, done_at):
-                    step = demote(verdict, has_next, "retry budget exhausted")
-                elif held is not None:
-                    rewait = True
-                    step = step._replace(reason=f"{held}; the retry waits for it")
+            if no_prefill is None:
+                step, rewait = guard_retry(step, verdict, model, has_next, done_at)
+            if resume is not None and step.decision == "success":
+                step = step._replace(
+                    reason="recovery: " + ("continued" if prefilled else "restarted")
+                )
             status_code = getattr(outcome, "status_code", None)
             error_text = _describe(verdict.error)
             record(
@@ -250,8 +301,38 @@ def call_flow(
                     step.reason,
                 )
             )
+            if no_prefill is not None and step.decision == "retry":
+                free += 1
+                continue
             if step.decision == "success":
-                return spec.attach(result, tuple(history))
+                if not spec.recover:
+                    return spec.attach(result, tuple(history))
+                # The flow keeps no reference to the stream it hands out: the stream holds
+                # the flow, and a cycle would keep an abandoned stream (and its connection).
+                box, result = [result], None
+                brk = yield Deliver(spec.attach(box.pop(), tuple(history)), prefilled)
+                if not isinstance(brk, StreamBreak):
+                    return None  # type: ignore[return-value]  # the reader is done with it
+                resume, first_break = brk, first_break or brk.error
+                done_at = clock.monotonic()
+                verdict = break_verdict(brk, policy, model=model, now=clock.time())
+                guards.observe(model, verdict, done_at)
+                step = decide(
+                    verdict,
+                    attempt - free,
+                    policy,
+                    previous_delay,
+                    None if stop_at is None else stop_at - done_at,
+                    has_next,
+                )
+                step, rewait = guard_retry(step, verdict, model, has_next, done_at)
+                record(
+                    broken_record(history[-1], brk, step, done_at - sent_at, scrub), replace=True
+                )
+            if no_prefill is not None:
+                if step.decision == "raise":
+                    raise fail(verdict.error or APIError("the model refused the prefill"))
+                break
             assert verdict.error is not None
             last_error = verdict.error
             if step.decision == "raise":

@@ -5,34 +5,28 @@ How a stream meets the call flow: the driver sends the request, then ``open_stre
 attempt's outcome, so retry and fallback apply as for any call. Once the first chunk is in,
 the spec's ``parse`` turns the ``StreamStart`` into the ``Stream`` the caller iterates, and
 from then on a failure raises ``APIStreamError`` with the text received so far: text already
-shown cannot be taken back, and a cut answer must never look whole.
+shown cannot be taken back, and a cut answer must never look whole. With recovery on
+(``stream_recovery=True``), the break is first sent back into the call flow, which asks again
+for the rest of the answer (``_recovery``, ``_stream_state``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import threading
 import weakref
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Iterable, Mapping, Optional, Tuple
 
 from ._accumulate import Accumulator
 from ._attempt import Attempt
 from ._clock import Clock
-from ._errors import APIError, APIStreamError
 from ._flow import CallSpec
 from ._policy import ResponseLike
-from ._sse import SKIP, ErrorEvent, parse_event
+from ._recovery import FlowHandle
 from ._stream_open import StreamStart
+from ._stream_state import OnAttempt, OnRestart, State
 from ._types import ChatCompletion, ChatCompletionChunk, Usage
 
-__all__ = ["OnAttempt", "Stream", "accumulate", "defer_success", "stream_spec"]
-
-logger = logging.getLogger("cometsync")
-
-OnAttempt = Callable[[Attempt], None]
-_DRAIN_EVENTS = 64  # events read after [DONE] so the connection can be reused
-_DRAIN_WAIT = 0.05  # seconds a read after [DONE] may wait
+__all__ = ["OnAttempt", "OnRestart", "Stream", "accumulate", "defer_success", "stream_spec"]
 
 
 def defer_success(emit: OnAttempt) -> OnAttempt:
@@ -48,139 +42,6 @@ def defer_success(emit: OnAttempt) -> OnAttempt:
     return hook
 
 
-class _State:
-    """Everything a Stream holds; kept apart so a finalizer can end it without the Stream."""
-
-    def __init__(
-        self,
-        start: StreamStart,
-        model: str,
-        clock: Clock,
-        emit: Optional[OnAttempt],
-        scrub: Callable[[str], str],
-    ) -> None:
-        assert start.first is not None
-        self.response = start.response
-        self.events = start.events
-        # The chunks read before the stream was handed over (the first, then any role-only
-        # ones held while waiting for the first content chunk).
-        self.pending: List[ChatCompletionChunk] = [start.first, *start.rest]
-        self.clock = clock
-        self.emit = emit
-        self.scrub = scrub
-        self.opened_at = clock.monotonic()
-        self.acc = Accumulator(model)
-        for chunk in self.pending:
-            self.acc.add(chunk)
-        self.attempts: Tuple[Attempt, ...] = ()
-        self.lock = threading.Lock()
-        self.ended = False
-        self.done = False
-        self.error: Optional[APIStreamError] = None
-
-    @property
-    def model(self) -> str:
-        return str(self.acc.head.get("model") or self.acc.requested_model)
-
-    def read(self) -> Optional[ChatCompletionChunk]:
-        """The next chunk, or None at the end; raises APIStreamError when the stream breaks."""
-        if self.ended:
-            return None
-        if self.pending:
-            return self.pending.pop(0)
-        cause: Optional[BaseException] = None
-        try:
-            for event in self.events:
-                chunk = parse_event(event, self.model)
-                if chunk is None:
-                    self.end(done=True)
-                    return None
-                if chunk is not SKIP:
-                    self.acc.add(chunk)
-                    return chunk  # type: ignore[no-any-return]
-        except APIError as exc:
-            problem, cause = str(exc), exc
-        except ErrorEvent as exc:
-            problem = f"the server sent an error event: {exc}"
-        except ValueError as exc:
-            problem = str(exc)
-        except Exception as exc:  # e.g. close() from another thread pulled the body away
-            if self.ended:
-                return None
-            problem, cause = f"{type(exc).__name__}: {exc}", exc
-        else:
-            if self.acc.finished:
-                self.end(done=True)
-                return None
-            problem = "the stream ended without [DONE] or a finish_reason: it was cut short"
-        if self.ended:  # closed by the caller while a read was waiting: not a failure
-            return None
-        raise self.broken(problem) from cause
-
-    def broken(self, problem: str) -> APIStreamError:
-        """End the stream as broken after its first chunk; return the error to raise."""
-        text = self.acc.text
-        error = APIStreamError(
-            self.scrub(
-                f"the stream from model {self.model} broke after {self.acc.count} chunks "
-                f"({len(text)} characters received): {problem}"
-            ),
-            model=self.model,
-            partial=text,
-        )
-        self.end(error=error)
-        error.attempts = self.attempts
-        return error
-
-    def end(
-        self, *, done: bool = False, error: Optional[APIStreamError] = None, reason: str = ""
-    ) -> None:
-        """Release the connection and report the attempt's final record (once)."""
-        with self.lock:
-            if self.ended:
-                return
-            self.ended = True
-            self.done = done
-            self.error = error
-        if done:
-            self._drain()
-        try:
-            self.response.close()
-        except Exception:  # a failing close must not hide the stream's own outcome
-            logger.debug("closing a stream's response failed", exc_info=True)
-        self._report(error, reason)
-
-    def _drain(self) -> None:
-        """Read what follows [DONE] (normally just the body's end) so the connection can be
-        reused, but never wait for it: a server holding the body open costs 50 ms at most,
-        then the connection is closed instead of reused."""
-        try:
-            with self.response.short_reads(_DRAIN_WAIT):
-                for _ in zip(range(_DRAIN_EVENTS), self.events):
-                    pass
-        except (APIError, ValueError, OSError):
-            pass
-
-    def _report(self, error: Optional[APIStreamError], reason: str) -> None:
-        if not self.attempts:
-            return
-        last = self.attempts[-1]
-        elapsed = self.clock.monotonic() - self.opened_at
-        final = dataclasses.replace(
-            last,
-            duration=last.latency + elapsed,
-            decision="raise" if error is not None else last.decision,
-            error=None if error is None else f"APIStreamError: {error}",
-            reason=reason or last.reason,
-        )
-        self.attempts = (*self.attempts[:-1], final)
-        if self.emit is not None:
-            try:
-                self.emit(final)
-            except Exception:  # an observer's bug must not break the caller's stream
-                logger.exception("on_attempt hook raised on a stream's final record")
-
-
 class Stream:
     """A streamed chat completion: iterate it for ``ChatCompletionChunk`` objects.
 
@@ -188,13 +49,21 @@ class Stream:
     when you stop early; it is also given back when the stream ends, breaks, or is garbage
     collected. Consume it from one thread; ``close()`` may be called from any.
 
+    With recovery on (the default), a break after the first chunk is asked again under the
+    call's retry policy, budget, guards and deadline: continued from the partial answer (the
+    chunks that follow carry only the rest, so the text joins seamlessly), or, when the model
+    refuses a prefill, restarted from scratch: only if nothing was shown yet or the reader
+    opted in with :meth:`on_restart` (``restarts`` counts them, and grows before the first
+    restarted chunk arrives).
+
     Raises (while iterating):
         APIStreamError: the stream broke after its first chunk (cut short, reset, stalled
-            longer than the read timeout, an error event, a malformed event); ``.partial``
-            holds the text received so far and ``.attempts`` the call's history.
+            longer than the read timeout, an error event, a malformed event) and could not be
+            recovered; ``.partial`` holds the answer received so far and ``.attempts`` the
+            call's history, recovery attempts included.
     """
 
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: State) -> None:
         self._state = state
         self._finalizer = weakref.finalize(
             self, state.end, reason="abandoned: garbage collected before its end"
@@ -205,7 +74,7 @@ class Stream:
         return self
 
     def __next__(self) -> ChatCompletionChunk:
-        chunk = self._state.read()
+        chunk = self._state.next_chunk()
         if chunk is None:
             raise StopIteration
         return chunk
@@ -231,16 +100,49 @@ class Stream:
             APIStreamError: the stream broke, or was closed before its end (never a cut
                 answer that looks whole).
         """
-        for _ in self:
-            pass
         state = self._state
+        state.draining = True
+        try:
+            for _ in self:
+                pass
+        finally:
+            state.draining = False
         if state.error is not None:
             raise state.error
         if not state.done:
             raise state.broken("the stream was closed before its end")
-        result = state.acc.completion(state.attempts)
+        final = state.acc.completion(state.attempts)
+        if state.spent is not None and state.usage is not None:
+            final = dataclasses.replace(final, usage=state.usage)
         request_id = state.response.headers.get("x-request-id")
-        return dataclasses.replace(result, _request_id=request_id) if request_id else result
+        return dataclasses.replace(final, _request_id=request_id) if request_id else final
+
+    def on_restart(self, callback: OnRestart) -> Stream:
+        """Allow clean restarts and be told of each, before its first chunk arrives.
+
+        Without it, a stream broken after text was shown is only continued (never restarted
+        from scratch): where the model refuses to continue, ``APIStreamError`` is raised as
+        without recovery, so a reader never shows an answer twice unawares.
+
+        Args:
+            callback: called with the text the restart discards (what was shown so far).
+        """
+        self._state.on_restart.append(callback)
+        return self
+
+    @property
+    def restarts(self) -> int:
+        """How many times the answer started over from scratch (check it to discard text)."""
+        return self._state.restarts
+
+    @property
+    def recoveries(self) -> int:
+        """How many times a broken stream was recovered (continued or restarted)."""
+        return self._state.recoveries
+
+    def _bind_flow(self, flow: FlowHandle) -> None:
+        """Recovery: the client hands over the call flow that delivered this stream."""
+        self._state.flow = flow
 
     @property
     def text(self) -> str:
@@ -259,8 +161,11 @@ class Stream:
 
     @property
     def usage(self) -> Optional[Usage]:
-        """The usage chunk's counts (``stream_options={"include_usage": True}``), else None."""
-        return self._state.acc.usage
+        """The usage chunk's counts (``stream_options={"include_usage": True}``), else None.
+
+        After a recovery, the sum of every usage the server reported for this answer.
+        """
+        return self._state.usage
 
     @property
     def attempts(self) -> Tuple[Attempt, ...]:
@@ -325,6 +230,7 @@ def stream_spec(
     clock: Clock,
     emit: Optional[OnAttempt],
     scrub: Callable[[str], str] = str,
+    recover: bool = False,
 ) -> CallSpec[Stream]:
     """The call spec of a streamed chat completion: its parse makes the ``Stream``.
 
@@ -334,14 +240,17 @@ def stream_spec(
         clock: measures the stream's total duration.
         emit: receives the streamed attempt's final record when the stream ends.
         scrub: removes secrets from error text.
+        recover: recover a stream broken after its first chunk (``stream_recovery``).
     """
+
+    sent = {**body, "stream": True}
 
     def parse(outcome: ResponseLike, model: Optional[str]) -> Stream:
         if not isinstance(outcome, StreamStart):
             raise ValueError("the driver did not open the stream")
         if outcome.first is None:
             raise ValueError(outcome.problem or "the stream has no chunk")
-        return Stream(_State(outcome, model or "", clock, emit, scrub))
+        return Stream(State(outcome, model or "", clock, emit, scrub, sent if recover else None))
 
     def attach(stream: Stream, attempts: Tuple[Attempt, ...]) -> Stream:
         stream._state.attempts = tuple(attempts)
@@ -352,7 +261,8 @@ def stream_spec(
         path="/chat/completions",
         route=route,
         parse=parse,
-        body={**body, "stream": True},
+        body=sent,
         attach=attach,  # type: ignore[arg-type]
         stream=True,
+        recover=recover,
     )

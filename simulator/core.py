@@ -18,6 +18,7 @@ import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import embeddings, plan, replies, tools, wire
+from . import prefill as prefill_mod
 from .admin import handle_admin
 from .auth import auth_problem, bearer, redact
 from .journal import Journal, as_dicts, summarize
@@ -273,10 +274,11 @@ class Core:
         route: str,
         stream: bool,
         cause: str,
+        prefill: bool = False,
     ) -> Reply:
         """Journal a reply (under the lock for the caller's convenience) and return it."""
         with self._lock:
-            self._journal_locked(reply, seq, now, key, model, route, stream, cause)
+            self._journal_locked(reply, seq, now, key, model, route, stream, cause, prefill)
         return reply
 
     def _journal_locked(
@@ -289,8 +291,9 @@ class Core:
         route: str,
         stream: bool,
         cause: str,
+        prefill: bool = False,
     ) -> None:
-        self._journal.record(reply, seq, now - self._t0, key, model, route, stream, cause)
+        self._journal.record(reply, seq, now - self._t0, key, model, route, stream, cause, prefill)
 
     def _models_route(self, seq: int, now: float, key: Optional[str], route: str) -> Reply:
         reply, model = replies.models(self.seed, self._scenario, route, seq)
@@ -357,8 +360,16 @@ class Core:
         if spec is None:
             return self._unknown_model(seq, now, key, route, model, stream)
         prompt_tokens = wire.estimate_prompt_tokens(messages)
+        prefill = messages[-1].get("role") == "assistant"
+        refusal = prefill_mod.refusal(self.seed, spec, seq, prompt_tokens, prefill)
+        if refusal is not None:
+            return self._record(refusal, seq, now, key, model, route, stream, "invalid", prefill)
         cost = prompt_tokens + (max_tokens or _DEFAULT_COMPLETION_ESTIMATE)
-        words, finish_reason = wire.generate_words(self.seed, model, messages, max_tokens)
+        if prefill:
+            texts, finish_reason = prefill_mod.continuation(self.seed, model, messages, max_tokens)
+        else:
+            words, finish_reason = wire.generate_words(self.seed, model, messages, max_tokens)
+            texts = wire.pieces(words)
         call = tools.tool_call(request, self.seed, seq)
 
         def build(step: Optional[Step]) -> Reply:
@@ -371,13 +382,13 @@ class Core:
                 stream,
                 include_usage,
                 prompt_tokens,
-                words,
+                texts,
                 finish_reason,
                 call,
             )
 
         with self._lock:
-            return self._plan_locked(seq, now, key or "", route, spec, stream, cost, build)
+            return self._plan_locked(seq, now, key or "", route, spec, stream, cost, build, prefill)
 
     def _plan_locked(
         self,
@@ -389,6 +400,7 @@ class Core:
         stream: bool,
         cost: int,
         build: Callable[[Optional[Step]], Reply],
+        prefill: bool = False,
     ) -> Reply:
         """The decisions, in a fixed order: limiter, script, outage, load, faults, latency."""
         limits = self._scenario.rate_limits
@@ -398,7 +410,9 @@ class Core:
             wait, which = limited
             reply = replies.rate_limited(self.seed, seq, wait, which, rl_headers)
             reply.model = spec.id
-            self._journal_locked(reply, seq, now, key, spec.id, route, stream, "rate_limit")
+            self._journal_locked(
+                reply, seq, now, key, spec.id, route, stream, "rate_limit", prefill
+            )
             return reply
         inflight = self._model_inflight[spec.id] + 1
         decided = plan.decide(
@@ -410,11 +424,11 @@ class Core:
         reply.headers.update(rl_headers)
         reply.latency = decided.latency
         if reply.chunks is not None and reply.status == 200:
-            reply.chunks = plan.pace(reply.chunks, spec, decided.slow, self._rng)
+            reply.chunks = plan.pace(reply.chunks, spec, decided.slow, self._rng, decided.first)
         reply.model = spec.id
         reply._done = False
         self._model_inflight[spec.id] = inflight
         if self._limiter.hold(limits, key, seq, now + reply.duration):
             reply._inflight_key = key
-        self._journal_locked(reply, seq, now, key, spec.id, route, stream, decided.cause)
+        self._journal_locked(reply, seq, now, key, spec.id, route, stream, decided.cause, prefill)
         return reply

@@ -39,8 +39,12 @@ class Journal:
         route: str,
         stream: bool,
         cause: str,
+        prefill: bool = False,
     ) -> None:
-        """Journal a reply planned ``t`` seconds after the origin, and count it."""
+        """Journal a reply planned ``t`` seconds after the origin, and count it.
+
+        ``prefill``: the request ended with an assistant message (a continuation asked for).
+        """
         reply.seq = seq
         reply.cause = cause
         record = [
@@ -54,6 +58,7 @@ class Journal:
             round(reply.latency * 1000, 3),
             stream,
             cause,
+            prefill,
         ]
         reply._record = record
         self._records.append(record)
@@ -84,7 +89,7 @@ class Journal:
 
 def as_dicts(rows: List[List[Any]]) -> List[Dict[str, Any]]:
     """Journal rows as the dicts :meth:`simulator.Core.journal` returns."""
-    return [{**dict(zip(_FIELDS, row)), "cause": row[9]} for row in rows]
+    return [{**dict(zip(_FIELDS, row)), "cause": row[9], "prefill": row[10]} for row in rows]
 
 
 def summarize(items: List[Tuple[Tuple[str, str], int]], total: int) -> Dict[str, Any]:

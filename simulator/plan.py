@@ -25,12 +25,14 @@ class Plan(NamedTuple):
             script position must advance).
         slow: the load's latency factor (1.0 at or under capacity).
         latency: seconds before the status line.
+        first: seconds between the status line and a stream's first chunk (``ttft_ms``).
     """
 
     step: Optional[Step]
     cause: str
     slow: float
     latency: float
+    first: float = 0.0
 
 
 def decide(
@@ -68,20 +70,38 @@ def decide(
     if step is not None and step.latency is not None:
         latency_dist: Latency = step.latency
     elif stream and spec.ttft is not None:
-        latency_dist = spec.ttft
+        # Time to first token: the head goes at once, the first chunk waits (what a client's
+        # first-token limit must catch while a read of the head succeeds).
+        return Plan(step, cause, slow, 0.0, spec.ttft.sample(rng) * slow)
     else:
         latency_dist = spec.latency
     return Plan(step, cause, slow, latency_dist.sample(rng) * slow)
 
 
 def pace(
-    chunks: List[Tuple[float, Any]], spec: ModelSpec, slow: float, rng: random.Random
+    chunks: List[Tuple[float, Any]],
+    spec: ModelSpec,
+    slow: float,
+    rng: random.Random,
+    first: float = 0.0,
 ) -> List[Tuple[float, Any]]:
-    """A stream's events spaced by the model's token delay (the first and ``[DONE]`` at once)."""
+    """A stream's events spaced by the model's token delay, the first after ``first`` seconds.
+
+    The role chunk and the first content chunk come together (after ``first``: the time to
+    first token), ``[DONE]`` right after the last event, every other event one token delay
+    after the one before.
+    """
     token = spec.token
     fixed = token.dist == "fixed"
     delay = token.ms / 1000.0 * slow
     return [
-        (0.0 if i == 0 or obj == "[DONE]" else (delay if fixed else token.sample(rng)), obj)
+        (
+            first
+            if i == 0
+            else 0.0
+            if (i == 1 and spec.ttft is not None) or obj == "[DONE]"
+            else (delay if fixed else token.sample(rng)),
+            obj,
+        )
         for i, (_, obj) in enumerate(chunks)
     ]

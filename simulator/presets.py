@@ -80,6 +80,13 @@ _PRESET_DATA: Dict[str, Dict[str, Any]] = {
             }
         )
     },
+    # The primary is down (503, no Retry-After) from the start for 6 s, then healthy for good:
+    # a client should serve from the fallback, then be back on the primary within seconds.
+    "flap": {
+        "models": _models(
+            gpt_4o_mini={"latency_ms": 5, "outages": [{"start": 0, "end": 6, "status": 503}]}
+        )
+    },
     # Slow and failing: lognormal latency with a long tail and ~15% 5xx on the primary.
     "brownout": {
         "models": _models(

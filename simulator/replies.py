@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs
 
 from . import wire
-from .scenario_types import STREAM_FAULTS, ModelSpec, Scenario, Step
+from .scenario_types import CONTEXT_LENGTH_EXCEEDED, STREAM_FAULTS, ModelSpec, Scenario, Step
 
 __all__ = [
     "END_KINDS",
@@ -22,6 +22,7 @@ __all__ = [
     "catalog",
     "error",
     "error_event",
+    "error_reply",
     "models",
     "rate_limited",
     "request_id",
@@ -154,6 +155,12 @@ def error(
     )
 
 
+def error_reply(seed: int, status: int, seq: int, payload: Dict[str, Any]) -> Reply:
+    """An error reply with a body of its own (OpenAI-worded errors the envelope cannot say)."""
+    headers = {"content-type": JSON, "x-request-id": request_id(seed, seq)}
+    return Reply(status, payload, headers=headers, cause="invalid")
+
+
 def unknown_url(seed: int, seq: int, method: str, route: str) -> Reply:
     """A 404 a client can tell from an unknown model (a base URL without ``/v1``...)."""
     rid = request_id(seed, seq)
@@ -182,13 +189,21 @@ def build(
     stream: bool,
     include_usage: bool,
     prompt_tokens: int,
-    words: List[str],
+    texts: List[str],
     finish_reason: str,
     tool_call: Optional[Dict[str, Any]] = None,
 ) -> Reply:
-    """The reply for a decided step (None: a normal answer); ``tool_call`` answers with it."""
+    """The reply for a decided step (None: a normal answer); ``texts`` are the content pieces;
+    ``tool_call`` answers with it."""
     fault = step.fault if step is not None else None
     failed = step is not None and fault is None and step.status != 200
+    if failed and step is not None and step.code == CONTEXT_LENGTH_EXCEEDED:
+        rid = request_id(seed, seq)
+        window = spec.context_window
+        body = wire.context_length_envelope(rid, prompt_tokens, window, step.message)
+        reply = error_reply(seed, step.status, seq, body)
+        reply.cause = "fault"
+        return reply
     if stream and not failed and (fault is None or fault in STREAM_FAULTS):
         return _stream(
             seed,
@@ -198,7 +213,7 @@ def build(
             step,
             include_usage,
             prompt_tokens,
-            words,
+            texts,
             finish_reason,
             tool_call,
         )
@@ -207,7 +222,7 @@ def build(
         cid = f"chatcmpl-sim{seed % 1000:03d}{seq:09d}"
         if tool_call is not None:
             return wire.tool_completion(cid, spec.id, tool_call, prompt_tokens)
-        return wire.completion(cid, spec.id, words, finish_reason, prompt_tokens)
+        return wire.completion(cid, spec.id, texts, finish_reason, prompt_tokens)
 
     return answer(seed, hang_s, seq, step, payload)
 
@@ -291,7 +306,7 @@ def _stream(
     step: Optional[Step],
     include_usage: bool,
     prompt_tokens: int,
-    words: List[str],
+    texts: List[str],
     finish_reason: str,
     tool_call: Optional[Dict[str, Any]] = None,
 ) -> Reply:
@@ -304,12 +319,12 @@ def _stream(
     """
     cid = f"chatcmpl-sim{seed % 1000:03d}{seq:09d}"
     payloads: List[Any] = wire.chunk_payloads(
-        cid, spec.id, words, finish_reason, prompt_tokens, include_usage, tool_call
+        cid, spec.id, texts, finish_reason, prompt_tokens, include_usage, tool_call
     )
     fault = step.fault if step is not None else None
     end = {"truncate": "truncated", "reset": "reset", "stall": "stall"}.get(str(fault))
     if step is not None and fault is not None:
-        after = 1 + len(words) // 2 if step.after_chunks is None else step.after_chunks
+        after = 1 + len(texts) // 2 if step.after_chunks is None else step.after_chunks
         cut = min(after, len(payloads) - 1)  # never [DONE]: the stream must break
         head, rest = payloads[:cut], payloads[cut:]
         if fault == "malformed":

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, Dict, List, Mapping
 
 from .scenario_types import (
+    CONTEXT_LENGTH_EXCEEDED,
     FAULTS,
     STREAM_FAULTS,
     Fault,
@@ -120,9 +121,12 @@ def _step(value: Any, path: _Path, extra: set[str] = set()) -> Step:  # noqa: B0
     fault = value.get("fault")
     if fault is not None and fault not in FAULTS:
         raise ScenarioError(_join(path, "fault"), f"must be one of {', '.join(FAULTS)}")
-    if "status" not in value and fault is None:
+    code = value.get("code")
+    if "status" not in value and fault is None and code != CONTEXT_LENGTH_EXCEEDED:
         raise ScenarioError(path, "needs a status or a fault")
     status = _status(value["status"], _join(path, "status")) if "status" in value else 200
+    if code == CONTEXT_LENGTH_EXCEEDED and "status" not in value and fault is None:
+        status = 400  # the code alone says it: OpenAI answers it with a 400
     if fault == "html" and "status" not in value:
         status = 502
     after = value.get("after_chunks")
@@ -132,7 +136,6 @@ def _step(value: Any, path: _Path, extra: set[str] = set()) -> Step:  # noqa: B0
         )
     ra = value.get("retry_after")
     ra_ms = value.get("retry_after_ms")
-    code = value.get("code")
     message = value.get("message")
     return Step(
         status=status,
@@ -198,9 +201,20 @@ def _load(value: Any, path: _Path) -> Load:
     return Load(**kwargs)
 
 
+def _bool(value: Any, path: _Path) -> bool:
+    if not isinstance(value, bool):
+        raise ScenarioError(path, f"must be true or false, got {value!r}")
+    return value
+
+
 def _model(model_id: str, value: Any, path: _Path) -> ModelSpec:
     keys = {"latency_ms", "ttft_ms", "token_ms", "script", "faults", "outages", "pricing"}
-    obj = _obj(value, path, keys | {"load", "provider", "model_type", "dimensions"})
+    obj = _obj(
+        value,
+        path,
+        keys | {"load", "provider", "model_type", "dimensions", "prefill", "context_window"},
+    )
+    window = obj.get("context_window")
     model_type = _str(obj.get("model_type", _model_type(model_id)), _join(path, "model_type"))
     if model_type not in MODEL_TYPES:
         raise ScenarioError(
@@ -227,6 +241,10 @@ def _model(model_id: str, value: Any, path: _Path) -> ModelSpec:
         pricing=_pricing(obj.get("pricing", {}), _join(path, "pricing")),
         load=_load(obj["load"], _join(path, "load")) if "load" in obj else None,
         provider=_str(obj.get("provider", _provider(model_id)), _join(path, "provider")),
+        prefill=_bool(obj.get("prefill", True), _join(path, "prefill")),
+        context_window=None
+        if window is None
+        else _int(window, _join(path, "context_window"), lo=1),
         model_type=model_type,
         dimensions=_int(obj.get("dimensions", 1536), _join(path, "dimensions"), 1, 65536),
     )

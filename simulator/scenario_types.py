@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 __all__ = [
+    "CONTEXT_LENGTH_EXCEEDED",
     "FAULTS",
     "STREAM_FAULTS",
     "ZERO",
@@ -30,6 +31,8 @@ __all__ = [
 
 #: Transport-level faults: answers that are not a well-formed JSON response.
 FAULTS = ("reset", "hang", "malformed", "empty", "truncate", "html", "error", "stall", "eof")
+#: The error code of a prompt over the model's context window (OpenAI's body when scripted).
+CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
 #: Faults that break a stream after ``after_chunks`` events (default: half-way).
 STREAM_FAULTS = ("truncate", "reset", "malformed", "error", "stall", "eof")
 
@@ -142,7 +145,12 @@ class RateLimits:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How one model behaves."""
+    """How one model behaves.
+
+    ``prefill``: whether the model continues a trailing assistant message (else a 400).
+    ``context_window``: prompts estimated above this many tokens get a 400
+    ``context_length_exceeded`` (None: no limit).
+    """
 
     id: str
     latency: Latency = ZERO
@@ -154,6 +162,8 @@ class ModelSpec:
     pricing: Pricing = Pricing()
     load: Optional[Load] = None
     provider: str = "openai"
+    prefill: bool = True
+    context_window: Optional[int] = None
     #: ``text`` (chat) or ``embedding`` (serves ``/v1/embeddings``), as CometAPI's catalog says.
     model_type: str = "text"
     #: an embedding model's native vector size (``dimensions`` may ask for fewer).

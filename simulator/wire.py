@@ -21,6 +21,7 @@ __all__ = [
     "HTML_502",
     "chunk_payloads",
     "completion",
+    "context_length_envelope",
     "dumps",
     "error_envelope",
     "estimate_prompt_tokens",
@@ -29,6 +30,7 @@ __all__ = [
     "generate_words",
     "models_catalog",
     "models_list",
+    "pieces",
     "reason",
     "sse",
 ]
@@ -187,6 +189,42 @@ def generate_words(
     return words, finish
 
 
+def pieces(words: Sequence[str]) -> List[str]:
+    """The text of each content chunk: the words, each after the first led by its space."""
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+#: The window a scripted ``context_length_exceeded`` names when the model sets none.
+DEFAULT_CONTEXT_WINDOW = 8192
+
+
+def context_length_envelope(
+    request_id: str,
+    prompt_tokens: int,
+    window: Optional[int] = None,
+    message: Optional[str] = None,
+) -> Dict[str, Any]:
+    """OpenAI's 400 for a prompt over the model's context window (request id as CometAPI adds).
+
+    A scripted step may fire on a short prompt: the count it reports is then just over the
+    window, so the message stays self-consistent.
+    """
+    limit = window or DEFAULT_CONTEXT_WINDOW
+    tokens = max(prompt_tokens, limit + 1)
+    text = message or (
+        f"This model's maximum context length is {limit} tokens. However, your messages "
+        f"resulted in {tokens} tokens. Please reduce the length of the messages."
+    )
+    return {
+        "error": {
+            "message": f"{text} (request id: {request_id})",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    }
+
+
 def _usage(prompt: int, completion_tokens: int) -> Dict[str, int]:
     return {
         "prompt_tokens": prompt,
@@ -208,9 +246,9 @@ def tool_completion(
 
 
 def completion(
-    cid: str, model: str, words: List[str], finish: str, prompt_tokens: int
+    cid: str, model: str, texts: List[str], finish: str, prompt_tokens: int
 ) -> Dict[str, Any]:
-    """A ``chat.completion`` object."""
+    """A ``chat.completion`` object; ``texts`` are the pieces of its content (one token each)."""
     return {
         "id": cid,
         "object": "chat.completion",
@@ -219,12 +257,12 @@ def completion(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": " ".join(words), "refusal": None},
+                "message": {"role": "assistant", "content": "".join(texts), "refusal": None},
                 "logprobs": None,
                 "finish_reason": finish,
             }
         ],
-        "usage": _usage(prompt_tokens, len(words)),
+        "usage": _usage(prompt_tokens, len(texts)),
         "system_fingerprint": FINGERPRINT,
     }
 
@@ -232,7 +270,7 @@ def completion(
 def chunk_payloads(
     cid: str,
     model: str,
-    words: List[str],
+    texts: List[str],
     finish: str,
     prompt_tokens: int,
     include_usage: bool,
@@ -240,7 +278,7 @@ def chunk_payloads(
 ) -> List[Any]:
     """The ``chat.completion.chunk`` objects of a stream, then ``[DONE]``.
 
-    The first chunk carries the role, then one chunk per word, then the finish reason, then
+    The first chunk carries the role, then one chunk per text piece, then the finish reason, then
     (with ``include_usage``) a usage chunk with empty choices. With ``tool_call``, the first
     chunk opens the call (id, name, empty arguments) and the next ones carry the arguments in
     pieces, as OpenAI streams them.
@@ -259,10 +297,10 @@ def chunk_payloads(
             body["usage"] = None
         return body
 
-    completion_tokens = len(words)
+    completion_tokens = len(texts)
     if tool_call is None:
         out: List[Any] = [chunk({"role": "assistant", "content": ""}, None)]
-        out.extend(chunk({"content": w if i == 0 else " " + w}, None) for i, w in enumerate(words))
+        out.extend(chunk({"content": text}, None) for text in texts)
         out.append(chunk({}, finish))
     else:
         function = tool_call["function"]

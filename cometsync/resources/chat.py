@@ -174,6 +174,7 @@ class Completions:
                 clock=client._shared.clock,
                 emit=client._on_attempt,
                 scrub=client._scrub,
+                recover=client._options.stream_recovery,
             )
             headers = {"Accept": "text/event-stream", **(extra_headers or {})}
             opened: Stream = client._call(

@@ -93,9 +93,9 @@ def test_a_stall_before_the_first_chunk_is_retried(sse: SSEServer) -> None:
 def test_a_break_after_the_first_chunk_raises_with_the_partial_text(
     sse: SSEServer, end: str, problem: str
 ) -> None:
-    """A stall, reset or early close mid-stream raises APIStreamError, never a quiet end."""
+    """Without recovery, a stall, reset or early close mid-stream raises, never ends quietly."""
     sse.script = [reply("Hel", "lo", end=end)]
-    with client_for(sse) as client:
+    with client_for(sse, stream_recovery=False) as client:
         stream = open_stream(client)
         start = time.monotonic()
         with pytest.raises(APIStreamError, match=problem) as info:
@@ -173,8 +173,11 @@ def scenario(script: List[Any], **m1: Any) -> Dict[str, Any]:
 def test_each_simulated_fault_mid_stream_raises_with_the_partial_text(
     fault: str, problem: str
 ) -> None:
-    """Mid-stream, every simulator stream fault raises APIStreamError; nothing is retried."""
-    with Simulator(scenario([{"fault": fault}]), seed=5) as sim, sim_client(sim) as client:
+    """Without recovery, every simulator stream fault mid-stream raises; nothing is retried."""
+    with (
+        Simulator(scenario([{"fault": fault}]), seed=5) as sim,
+        sim_client(sim, stream_recovery=False) as client,
+    ):
         stream = open_stream(client)
         with pytest.raises(APIStreamError, match=problem) as info:
             for _ in stream:

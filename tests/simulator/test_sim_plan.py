@@ -92,14 +92,18 @@ def test_fault_rates_are_respected_statistically() -> None:
 
 
 def test_stream_token_delays_and_time_to_first_token() -> None:
-    """Streams wait ttft_ms before the head and token_ms before each content chunk."""
+    """A stream's head goes at once, its first token after ttft_ms, the next token_ms apart."""
     core = Core({"models": {"m1": {"latency_ms": 500, "ttft_ms": 30, "token_ms": 5}}})
     reply = chat(core, stream=True)
     delays = [d for d, _ in reply.chunks or []]
-    assert reply.latency == pytest.approx(0.030)
-    assert delays[0] == 0.0 and delays[-1] == 0.0
-    assert set(delays[1:-2]) == {0.005}
+    assert reply.latency == 0.0
+    assert delays[0] == pytest.approx(0.030) and delays[1] == 0.0 and delays[-1] == 0.0
+    assert set(delays[2:-1]) == {0.005}
     assert chat(core).latency == pytest.approx(0.5)
+    plain = Core({"models": {"m1": {"latency_ms": 40, "token_ms": 5}}})
+    without_ttft = chat(plain, stream=True)
+    assert without_ttft.latency == pytest.approx(0.040)
+    assert [d for d, _ in without_ttft.chunks or []][:2] == [0.0, 0.005]
 
 
 def test_load_above_capacity_slows_and_fails_requests() -> None:

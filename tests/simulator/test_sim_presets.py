@@ -6,9 +6,17 @@ from simulator import PRESETS
 
 
 def test_every_preset_is_valid_and_priced() -> None:
-    """All six documented presets exist; every model has a non-zero price (input only for
+    """All seven documented presets exist; every model has a non-zero price (input only for
     embedding models, which produce no output tokens)."""
-    assert set(PRESETS) == {"healthy", "flaky", "rate-limited", "outage", "brownout", "storm"}
+    assert set(PRESETS) == {
+        "healthy",
+        "flaky",
+        "rate-limited",
+        "outage",
+        "flap",
+        "brownout",
+        "storm",
+    }
     for scenario in PRESETS.values():
         assert scenario.models
         kinds = {spec.model_type for spec in scenario.models.values()}

@@ -285,9 +285,10 @@ def test_failures_before_the_first_chunk_fall_back_to_the_next_model() -> None:
 def test_failures_after_the_first_chunk_raise_with_the_partial_text(
     tail: List[Any], error: Optional[BaseException], problem: str
 ) -> None:
-    """After the first chunk nothing is retried: APIStreamError carries the text so far."""
+    """With stream_recovery=False nothing is retried after the first chunk: APIStreamError
+    carries the text so far (today's behaviour, unchanged)."""
     response = StreamedResponse([chunk_body("Hel", role="assistant"), *tail], error=error)
-    client, transport, _, seen = make([response])
+    client, transport, _, seen = make([response], stream_recovery=False)
     stream = open_stream(client)
     assert next(stream).choices[0].delta.content == "Hel"
     with pytest.raises(APIStreamError, match=problem) as info:
