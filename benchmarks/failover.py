@@ -205,18 +205,33 @@ def table(cells: Sequence[Cell], recipes: Sequence[Recipe]) -> str:
     return "\n".join(lines)
 
 
+def _md_row(values: Sequence[Any]) -> str:
+    return "| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |"
+
+
 def markdown(cells: Sequence[Cell], recipes: Sequence[Recipe]) -> str:
-    """The scorecard as a Markdown table, with the notes of every cell that is not a pass."""
+    """Markdown: the scorecard, the journal of each cell, the notes of cells that did not pass."""
     head = ["case", *[r.name for r in recipes]]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in _grid(cells, recipes):
-        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
+    rule = "|" + "---|" * len(head)
+    lines = [_md_row(head), rule, *(_md_row(row) for row in _grid(cells, recipes))]
+    lines += [
+        "",
+        "What the simulator's journal shows (statuses per model, in order; `-`: none):",
+        "",
+    ]
+    lines += [_md_row(head), rule]
+    by: Dict[str, Dict[str, Cell]] = {}
+    for cell in cells:
+        by.setdefault(cell.case, {})[cell.client] = cell
+    for case, row in by.items():
+        traces = [f"`{row[r.name].trace}`" if r.name in row else "" for r in recipes]
+        lines.append(_md_row([case, *traces]))
     notes = [c for c in cells if c.score != "pass" or c.sequence]
     if notes:
         lines.append("")
         for c in notes:
-            note = c.note.replace("|", "\\|")
-            lines.append(f"- **{c.case} / {c.client}**: {c.score}: {note} (`{c.trace}`)")
+            note = c.note if len(c.note) <= 110 else c.note[:107] + "..."
+            lines.append(f"- **{c.case} / {c.client}**: {c.score}: {note}")
     return "\n".join(lines)
 
 
