@@ -114,7 +114,7 @@ def run_cell(case: Case, recipe: Recipe, scale: float, seed: int) -> Cell:
     hung = False
     try:
         caller = recipe.make(sim.base_url, CHAIN, scale)
-        sim.reset()  # time 0 of the scenario (outage windows) is the first request's
+        sim.reset()  # time 0 of the scenario (outage windows) is the start of the sequence
         origin = time.monotonic()
         worker = threading.Thread(
             target=_drive, args=(caller, case, scale, origin, answers, state), daemon=True

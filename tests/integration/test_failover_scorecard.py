@@ -154,3 +154,17 @@ def test_unknown_case_is_named(capsys: pytest.CaptureFixture[str]) -> None:
     """An unknown case name is refused with exit status 2 and a message naming it."""
     assert main(["failover", "--fast", "--cases", "bogus"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_a_splice_by_continuation_is_complete_and_a_repeat_is_not() -> None:
+    """The primary's start continued by the fallback is whole; the start repeated is not."""
+    from benchmarks.failover_cases import MESSAGES
+    from benchmarks.failover_judge import is_complete
+    from simulator.prefill import continuation
+
+    start = " ".join(GOOD[PRIMARY].split(" ")[:3])
+    prefill = [*MESSAGES, {"role": "assistant", "content": start}]
+    rest = "".join(continuation(SEED, FALLBACK, prefill, None)[0])
+    assert is_complete(start + rest, SEED)
+    assert not is_complete(start + GOOD[PRIMARY], SEED)
+    assert not is_complete(start, SEED)
