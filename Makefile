@@ -6,7 +6,7 @@ PY39   := $(shell .ci/find-python 3.9)
 PY313  := $(shell .ci/find-python 3.13)
 PIP_FLAGS = --quiet --disable-pip-version-check
 
-.PHONY: demo test unit lint typecheck bench legacy clean venv
+.PHONY: demo test unit lint typecheck bench legacy clean venv redis-server
 
 venv: $(VENV)/.installed
 
@@ -19,9 +19,13 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: venv
 	$(BIN)/python -m simulator.demo
 
-test: venv lint typecheck
+test: venv lint typecheck redis-server
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory legacy
+
+# The Redis tests start their own redis-server on a free port; this installs it when it can.
+redis-server:
+	@.ci/ensure-redis
 
 # The unit tests again on the oldest and newest supported interpreters.
 legacy:

@@ -3,7 +3,9 @@
 Scenarios: ``brooker`` (Brooker's backoff experiment), ``gateway``, ``outage`` and ``overload``
 (retry strategies against the simulator's fault model, in virtual time), ``throughput`` (per-call
 speed against peers over loopback sockets), ``first-token`` (what a first-token limit costs on
-slow-but-healthy streams), ``failover`` (the failover conduct scorecard over loopback sockets).
+slow-but-healthy streams), ``redis_rtt`` (what shared state on Redis costs per call),
+``real-fleet`` (real processes on one key, with and without Redis), ``failover`` (the failover
+conduct scorecard over loopback sockets).
 ``python -m benchmarks SCENARIO --help`` for options.
 """
 
@@ -145,6 +147,29 @@ def _throughput(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redis_rtt(args: argparse.Namespace) -> int:
+    from . import redis_rtt
+    from ._report import format_table
+
+    calls = args.calls or (300 if args.quick else 3000)
+    rows = redis_rtt.run(args.url, calls)
+    print(f"Redis round trips on loopback, {calls} samples each (microseconds)")
+    print(
+        format_table(
+            ["what", "median", "p99"], [[r["what"], r["median_us"], r["p99_us"]] for r in rows]
+        )
+    )
+    slow = [r for r in rows if r.get("redis_timeouts")]
+    for r in slow:
+        print(
+            f"warning: Redis timed out {r['redis_timeouts']} time(s) during '{r['what']}': "
+            "those calls ran on local state for 3 s each; rerun on a quieter machine"
+        )
+    if args.json:
+        write_json(args.json, rows)
+    return 1 if slow else 0
+
+
 def _first_token(args: argparse.Namespace) -> int:
     from . import first_token
 
@@ -158,6 +183,34 @@ def _first_token(args: argparse.Namespace) -> int:
         f"{args.threads} threads, times scaled by {args.scale:g} (shown unscaled)"
     )
     print(first_token.table(rows))
+    if args.json:
+        write_json(args.json, rows)
+    return 0
+
+
+def _real_fleet(args: argparse.Namespace) -> int:
+    from . import real_fleet, redis_rtt
+    from ._report import format_table
+
+    seconds = 3.0 if args.quick else args.seconds
+
+    def go(url: str) -> List[Dict[str, Any]]:
+        return real_fleet.measure(
+            url, processes=args.processes, threads=args.threads, rpm=args.rpm, seconds=seconds
+        )
+
+    if args.url:
+        rows = go(args.url)
+    else:
+        with redis_rtt.redis_server() as url:
+            rows = go(url + "?socket_timeout=1")
+    print(
+        f"real fleet: {args.processes} processes x {args.threads} threads, one key limited to "
+        f"{args.rpm} rpm by the simulator (burst spent first), {seconds:g} s per run"
+    )
+    headers = ["fleet", "requests", "429s", "steady rpm", "calls ok", "calls failed"]
+    keys = ["fleet", "requests", "rate_limited", "steady_rpm", "calls_ok", "calls_failed"]
+    print(format_table(headers, [[r[k] for k in keys] for r in rows]))
     if args.json:
         write_json(args.json, rows)
     return 0
@@ -272,6 +325,19 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--rounds", type=_positive, help="interleaved rounds (default 7)")
     t.add_argument("--calls", type=_positive, help="calls per client per round (default 300)")
     t.set_defaults(run=_throughput)
+    r = sub.add_parser("redis_rtt", help="what shared state on Redis costs per call (loopback)")
+    _common(r)
+    r.add_argument("--calls", type=_positive, help="samples per measurement (default 3000)")
+    r.add_argument("--url", help="an existing Redis (default: start redis-server on a free port)")
+    r.set_defaults(run=_redis_rtt)
+    rf = sub.add_parser("real-fleet", help="real processes sharing one key, with and without Redis")
+    _common(rf)
+    rf.add_argument("--processes", type=_positive, default=4, help="processes (default 4)")
+    rf.add_argument("--threads", type=_positive, default=8, help="threads each (default 8)")
+    rf.add_argument("--rpm", type=_positive, default=600, help="the key's limit (default 600)")
+    rf.add_argument("--seconds", type=float, default=6.0, help="seconds per run (default 6)")
+    rf.add_argument("--url", help="an existing Redis (default: start redis-server on a free port)")
+    rf.set_defaults(run=_real_fleet)
     return parser
 
 

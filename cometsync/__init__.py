@@ -57,7 +57,15 @@ from ._types import (
     Timeout,
     Usage,
 )
-from .guards import AdaptiveLimiter, Cooldowns, Guards, Protections, ProtectiveGuards, RetryBudget
+from .guards import (
+    AdaptiveLimiter,
+    Cooldowns,
+    Guards,
+    Protections,
+    ProtectiveGuards,
+    RateLimit,
+    RetryBudget,
+)
 
 __all__ = [
     "APIConnectionError",
@@ -106,6 +114,7 @@ __all__ = [
     "Pricing",
     "Protections",
     "ProtectiveGuards",
+    "RateLimit",
     "RateLimitError",
     "RawResponse",
     "RequestTypeError",

@@ -10,7 +10,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+)
 from urllib.parse import urlsplit
 
 import requests
@@ -30,6 +40,8 @@ from ._transport import HTTPRequest, RequestsTransport, Transport
 from ._types import Attempt, Timeout, TimeoutLike
 from ._validate import DEFAULT_BASE_URL, _check_api_key, _check_parts
 from .guards import Guards, Protections
+from .guards.ratelimit import estimate_tokens
+from .guards.shared import SharedGuards, build_guards
 from .resources import Catalog, Chat, Embeddings, Models
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
@@ -73,6 +85,13 @@ class Client:
         stream_recovery: a stream broken after its first chunk is asked again (continued
             from its partial answer) under the same retry policy, budget, guards and
             deadline; False raises ``APIStreamError`` at once. See the README's Streaming.
+        rate_limit: the key's client-side limit, a ``RateLimit`` for every model or a dict
+            ``{model: RateLimit}``; paced (burst: one second's worth). Limits the server
+            announces in ``x-ratelimit-limit-*`` headers are learned and paced to as well.
+        shared_state: a ``redis://`` URL or a ``redis.Redis`` you own: rate limits, server
+            holds, cooldowns and the retry budget are then shared by every client of this key
+            using it (``pip install 'cometsync[redis]'``). None: per process.
+        shared_namespace: prefix of the Redis keys, to separate applications.
 
     Once prices are known, each priced call is reported to the ``on_attempt`` hook's
     ``add_cost(model, usd)`` when it has one (``MetricsRecorder`` does), and a fallback model
@@ -103,6 +122,9 @@ class Client:
         catalog_ttl: float = DEFAULT_CATALOG_TTL,
         max_retries: Optional[int] = None,
         stream_recovery: bool = True,
+        rate_limit: Any = None,
+        shared_state: Any = None,
+        shared_namespace: str = "cometsync",
     ) -> None:
         key = _check_api_key(api_key, os.environ.get("COMETAPI_KEY"))
         url = base_url if base_url is not None else os.environ.get("COMETAPI_BASE_URL")
@@ -125,7 +147,19 @@ class Client:
             )
         clock = clock or SYSTEM_CLOCK
         if guards is None:
-            guards = (protections or Protections()).build(ceiling=max_workers, clock=clock)
+            protections = protections or Protections()
+            guards = build_guards(
+                protections.build(ceiling=max_workers, clock=clock),
+                protections,
+                api_key=self._options.api_key,
+                rate_limit=rate_limit,
+                shared_state=shared_state,
+                shared_namespace=shared_namespace,
+                ceiling=max_workers,
+                clock=clock,
+            )
+        elif rate_limit is not None or shared_state is not None:
+            raise ConfigError("rate_limit= and shared_state= need the built-in guards, not guards=")
         self._shared = _Shared(
             transport,
             owns,
@@ -269,6 +303,8 @@ class Client:
             executor.shutdown(wait=True, cancel_futures=True)
         if self._shared.owns_transport:
             self._shared.transport.close()
+        if isinstance(self._shared.guards, SharedGuards):
+            self._shared.guards.close()
 
     def __enter__(self) -> Client:
         return self
@@ -335,19 +371,42 @@ class Client:
             on_attempt=defer_success(self._on_attempt) if spec.stream else self._on_attempt,
             scrub=self._scrub,
         )
+        guards = shared.guards
+        paced = isinstance(guards, SharedGuards)  # rate limits: reserve tokens, settle to usage
+        last: List[Tuple[Optional[str], int]] = []  # the last Send's (model, tokens reserved)
+
+        def drive(first: Callable[[], Any]) -> Deliver:
+            return self._drive(flow, headers, first, paced, last)
+
         try:
-            action = self._drive(flow, headers, flow.__next__)
+            if paced:
+                with guards.call(estimate_tokens(spec.body)):  # type: ignore[attr-defined]
+                    action = drive(flow.__next__)
+            else:
+                action = drive(flow.__next__)
         except StopIteration as stop:
             flow.close()
+            if last and last[-1][1]:
+                used = getattr(getattr(stop.value, "usage", None), "total_tokens", None)
+                if isinstance(used, int):
+                    guards.settle(last[-1][0], last[-1][1], used)
             return stop.value  # type: ignore[no-any-return]
         except BaseException:
             flow.close()
             raise
-        # A stream with recovery: its reader resumes the flow if the stream breaks.
-        action.result._bind_flow(FlowHandle(flow, lambda first: self._drive(flow, headers, first)))
+        # A stream with recovery: its reader resumes the flow if the stream breaks (a stream
+        # keeps its token estimate: its usage is not settled).
+        action.result._bind_flow(FlowHandle(flow, drive))
         return action.result  # type: ignore[no-any-return]
 
-    def _drive(self, flow: Any, headers: Mapping[str, str], first: Callable[[], Any]) -> Deliver:
+    def _drive(
+        self,
+        flow: Any,
+        headers: Mapping[str, str],
+        first: Callable[[], Any],
+        paced: bool,
+        last: List[Tuple[Optional[str], int]],
+    ) -> Deliver:
         """Carry out the flow's actions, from ``first()``, until it delivers a stream.
 
         Raises:
@@ -358,7 +417,9 @@ class Client:
             action = first()
             while not isinstance(action, Deliver):
                 if isinstance(action, Send):
-                    outcome: Any = self._send(action, headers)
+                    tokens = estimate_tokens(action.body) if paced else 0
+                    outcome: Any = self._send(action, headers, tokens)
+                    last[:] = [(action.model, tokens)]
                 else:
                     assert isinstance(action, Sleep)
                     self._shared.clock.sleep(action.seconds)
@@ -369,7 +430,7 @@ class Client:
             raise
         return action
 
-    def _send(self, action: Send, headers: Mapping[str, str]) -> Any:
+    def _send(self, action: Send, headers: Mapping[str, str], tokens: int = 0) -> Any:
         body = None
         if action.body is not None:
             body = json.dumps(action.body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -378,9 +439,10 @@ class Client:
         # deadline's remainder), so a congested model fails as a timeout, never hangs.
         wait = max(action.timeout.connect, action.timeout.read)
         clock = self._shared.clock
+        sent = False
         budget: Optional[FirstToken] = None
         try:
-            with self._shared.guards.slot(action.model, wait):
+            with self._shared.guards.slot(action.model, wait, tokens):
                 timeout = action.timeout
                 if action.stop_at is not None:  # the slot wait came out of the deadline
                     left = action.stop_at - clock.monotonic()
@@ -389,8 +451,12 @@ class Client:
                             "the call's deadline passed while waiting for a slot"
                         )
                     timeout = timeout.capped(left)
+                sent = True
                 if not action.stream:
-                    return self._shared.transport.send(request, timeout)
+                    response = self._shared.transport.send(request, timeout)
+                    if tokens and response.status_code >= 400:
+                        self._shared.guards.settle(action.model, tokens, 0)  # refused: refund
+                    return response
                 if timeout.first_token is not None:
                     budget = FirstToken(
                         clock.monotonic() + timeout.first_token,
@@ -402,12 +468,16 @@ class Client:
                 # Read a stream up to its first chunk here, so failures before it are retried.
                 return open_stream(response, action.model, budget)
         except APITimeoutError as error:
+            if sent and tokens:
+                self._shared.guards.settle(action.model, tokens, 0)
             # The headers did not come within the first-token budget (read was capped to it).
             late = budget is not None and clock.monotonic() >= budget.due - _SLACK
             if budget is not None and late and not isinstance(error, PoolTimeoutError):
                 return APITimeoutError(f"no first token within {budget.seconds:g}s ({error})")
             return error
         except APIError as error:
+            if sent and tokens:
+                self._shared.guards.settle(action.model, tokens, 0)
             return error
 
     def _scrub_error(self, error: APIError) -> None:

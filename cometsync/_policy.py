@@ -114,6 +114,7 @@ class Classification(NamedTuple):
         fail_over: the failure is the route's, not the moment's (a timeout with no
             response): go to the next model at once when there is one; only the last model
             of the chain is retried.
+        token_limit: the server's token-rate headers (``x-ratelimit-*-tokens``), likewise.
     """
 
     ok: bool
@@ -124,11 +125,12 @@ class Classification(NamedTuple):
     overloaded: bool = False
     rate_limit: Optional[RateLimitInfo] = None
     fail_over: bool = False
+    token_limit: Optional[RateLimitInfo] = None
 
 
 @dataclass(frozen=True)
 class RateLimitInfo:
-    """The ``x-ratelimit-*-requests`` headers: limit, requests left, seconds until full again."""
+    """The ``x-ratelimit-*-requests`` (or ``-tokens``) headers: limit, left, seconds until full."""
 
     limit: int
     remaining: int
@@ -190,10 +192,10 @@ def parse_duration(text: str) -> Optional[float]:
     return sum(float(n) * _UNIT[u] for n, u in parts)
 
 
-def parse_rate_limit(headers: Mapping[str, str]) -> Optional[RateLimitInfo]:
-    """The request-rate headers (OpenAI's and CometAPI's spelling), or None if any is missing."""
-    raw_limit = headers.get("x-ratelimit-limit-requests")
-    raw_remaining = headers.get("x-ratelimit-remaining-requests")
+def parse_rate_limit(headers: Mapping[str, str], kind: str = "requests") -> Optional[RateLimitInfo]:
+    """The request-rate (or ``kind="tokens"``) headers, or None if any is missing."""
+    raw_limit = headers.get(f"x-ratelimit-limit-{kind}")
+    raw_remaining = headers.get(f"x-ratelimit-remaining-{kind}")
     if raw_limit is None or raw_remaining is None:  # the common case: no exception to pay for
         return None
     try:
@@ -201,7 +203,7 @@ def parse_rate_limit(headers: Mapping[str, str]) -> Optional[RateLimitInfo]:
         remaining = int(raw_remaining.strip())
     except (ValueError, AttributeError):
         return None
-    reset = parse_duration(headers.get("x-ratelimit-reset-requests", ""))
+    reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}", ""))
     if reset is None or limit < 1 or remaining < 0:
         return None
     return RateLimitInfo(limit=limit, remaining=min(remaining, limit), reset=reset)
@@ -252,7 +254,11 @@ def classify(
     status = outcome.status_code
     headers = outcome.headers
     if 200 <= status < 300:
-        return Classification(ok=True, rate_limit=parse_rate_limit(headers))
+        return Classification(
+            ok=True,
+            rate_limit=parse_rate_limit(headers),
+            token_limit=parse_rate_limit(headers, "tokens"),
+        )
     retry_after = parse_retry_after(headers, now)
     body = _decode(outcome)
     json_error = isinstance(body, dict) and "error" in body
@@ -297,6 +303,8 @@ def classify(
         retry_after,
         status in (429, 503, 529),
         parse_rate_limit(headers),
+        False,
+        parse_rate_limit(headers, "tokens"),
     )
 
 

@@ -140,8 +140,11 @@ _CLIENT_SETTINGS = frozenset(
         "on_attempt",
         "price_calls",
         "protections",
+        "rate_limit",
         "retry",
         "session",
+        "shared_namespace",
+        "shared_state",
         "transport",
     }
 )

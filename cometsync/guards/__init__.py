@@ -9,7 +9,13 @@ protections, one module each.
   (their state behind the hooks, for one client).
 
 Each protection keeps its state in its own small class (``BudgetState``, ``LimiterState``,
-``CooldownState``): that is the seam where a shared store can later hold it.
+``CooldownState``). Rate limits and the protections shared by many processes add:
+
+- ``ratelimit``: ``RateLimit`` (GCRA pacing) and the token estimate of a request;
+- ``admission``: the shared decisions (admission, observation, budget) as pure functions
+  over a state dict, the model a virtual-time engine may run; ``_lua`` holds their twins;
+- ``store``: where that state lives, ``MemoryStore`` or ``RedisStore``;
+- ``shared``: ``SharedGuards``, the store's decisions layered on ``ProtectiveGuards``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from .budget import RetryBudget
 from .cooldowns import Cooldowns
 from .limiter import AdaptiveLimiter
 from .protections import Protections, ProtectiveGuards
+from .ratelimit import RateLimit
 
 __all__ = [
     "NO_GUARDS",
@@ -27,5 +34,6 @@ __all__ = [
     "Guards",
     "Protections",
     "ProtectiveGuards",
+    "RateLimit",
     "RetryBudget",
 ]

@@ -63,9 +63,14 @@ class Guards:
         """Give back a slot taken by ``try_acquire``."""
 
     @contextlib.contextmanager
-    def slot(self, model: Optional[str], timeout: Optional[float] = None) -> Iterator[None]:
-        """Hold an in-flight slot for ``model`` while one request is sent (real threads only)."""
+    def slot(
+        self, model: Optional[str], timeout: Optional[float] = None, tokens: int = 0
+    ) -> Iterator[None]:
+        """Hold an in-flight slot for ``model`` while one request (``tokens`` estimated) is sent."""
         yield
+
+    def settle(self, model: Optional[str], reserved: int, used: int) -> None:
+        """Correct a token reservation made by ``slot`` to what was used (0: nothing sent)."""
 
     def stats(self) -> Dict[str, Any]:
         """A snapshot of the protections' state (plain data)."""

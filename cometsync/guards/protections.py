@@ -137,7 +137,9 @@ class ProtectiveGuards(Guards):
             self._cond.notify_all()
 
     @contextlib.contextmanager
-    def slot(self, model: Optional[str], timeout: Optional[float] = None) -> Iterator[None]:
+    def slot(
+        self, model: Optional[str], timeout: Optional[float] = None, tokens: int = 0
+    ) -> Iterator[None]:
         """Wait for an in-flight slot (at most ``timeout`` s), hold it while the body runs.
 
         Raises:
