@@ -138,10 +138,23 @@ def _throughput(args: argparse.Namespace) -> int:
     )
     print(
         format_table(
-            ["client", "calls/s (median)", "min", "max", "x cometsync"],
-            [[r["client"], r["calls_per_s"], r["min"], r["max"], r["vs_cometsync"]] for r in rows],
+            ["client", "calls/s (median)", "min", "max", "x cometsync", "client CPU µs/call"],
+            [
+                [
+                    r["client"],
+                    r["calls_per_s"],
+                    r["min"],
+                    r["max"],
+                    r["vs_cometsync"],
+                    r["cpu_us_per_call"],
+                ]
+                for r in rows
+            ],
         )
     )
+    print("medians of this run" + ("" if args.workers == 1 else " (the targets are for 1 thread)"))
+    for line in throughput.verdict(rows):
+        print("  " + line)
     if args.json:
         write_json(args.json, rows)
     return 0

@@ -17,13 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-__all__ = ["measure", "simulator_process"]
+__all__ = ["TARGETS", "measure", "simulator_process", "verdict"]
 
 MODEL = "gpt-4o-mini"
 KEY = "sk-bench-throughput"
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 
 Caller = Callable[[], Any]
+
+#: Issue 16's targets, single-threaded: cometsync's calls/s at least this many times each peer's.
+TARGETS = {"urllib3": 0.8, "requests": 1.3, "openai": 2.0}
 
 
 class simulator_process:
@@ -142,9 +145,14 @@ def measure(
                 for _ in range(20):
                     call()
             rates: Dict[str, List[float]] = {name: [] for name, _, _ in clients}
+            # CPU time of this process per call: on a shared machine it moves much less than
+            # wall time when other processes take the cores (the simulator's is not in it).
+            cpu: Dict[str, List[float]] = {name: [] for name, _, _ in clients}
             for _ in range(rounds):
                 for name, call, _ in clients:
+                    before = time.process_time()
                     rates[name].append(_rate(call, calls, workers))
+                    cpu[name].append((time.process_time() - before) / calls * 1e6)
         finally:
             for _, _, close in clients:
                 close()
@@ -158,6 +166,23 @@ def measure(
             "min": round(min(values), 1),
             "max": round(max(values), 1),
             "vs_cometsync": round(statistics.median(values) / ours, 3),
+            "cometsync_x": round(ours / statistics.median(values), 3),
+            "cpu_us_per_call": round(statistics.median(cpu[name]), 1),
         }
         for name, values in rates.items()
     ]
+
+
+def verdict(rows: List[Dict[str, Any]]) -> List[str]:
+    """Per peer, cometsync's rate as a multiple of its rate; for one thread, against the target."""
+    lines = []
+    for row in rows:
+        target = TARGETS.get(row["client"])
+        if target is None:
+            continue
+        line = f"cometsync = {row['cometsync_x']:.2f}x {row['client']}"
+        if row["workers"] == 1:
+            mark = "met" if row["cometsync_x"] >= target else "MISSED"
+            line += f" (target >= {target:g}x: {mark})"
+        lines.append(line)
+    return lines

@@ -45,6 +45,7 @@ from ._pricing import CostEstimate
 from ._raw import RawResponse
 from ._stream import Stream, accumulate
 from ._transport import HTTPRequest, RequestsTransport, Response, Transport
+from ._transport_urllib3 import Urllib3Transport
 from ._types import (
     Attempt,
     ChatCompletion,
@@ -130,6 +131,7 @@ __all__ = [
     "Timeout",
     "Transport",
     "UnprocessableEntityError",
+    "Urllib3Transport",
     "Usage",
     "__version__",
     "accumulate",

@@ -24,6 +24,7 @@ from typing import (
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from ._catalog import DEFAULT_CATALOG_TTL, CatalogCache, ModelInfo
 from ._clock import SYSTEM_CLOCK, Clock
@@ -37,6 +38,7 @@ from ._recovery import FlowHandle
 from ._stream import defer_success
 from ._stream_open import FirstToken, open_stream
 from ._transport import HTTPRequest, RequestsTransport, Transport
+from ._transport_urllib3 import Urllib3Transport
 from ._types import Attempt, Timeout, TimeoutLike
 from ._validate import DEFAULT_BASE_URL, _check_api_key, _check_parts
 from .guards import Guards, Protections
@@ -46,7 +48,11 @@ from .resources import Catalog, Chat, Embeddings, Models
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # made once, not per call
+
 __version__ = "0.1.0"
+# The library that speaks HTTP on the default path (a caller's Session also sends through it).
+_USER_AGENT = f"cometsync/{__version__} python-urllib3/{getattr(urllib3, '__version__', '')}"
 
 T = TypeVar("T")
 _UNSET: Any = object()
@@ -141,10 +147,10 @@ class Client:
             stream_recovery=stream_recovery,
         )
         owns = transport is None
-        if transport is None:
-            transport = RequestsTransport(
-                session, pool_maxsize=max_workers, base_url=self._options.base_url
-            )
+        if transport is None and session is not None:
+            transport = RequestsTransport(session)  # the caller's Session, used as given
+        elif transport is None:
+            transport = Urllib3Transport(max_workers, base_url=self._options.base_url)
         clock = clock or SYSTEM_CLOCK
         if guards is None:
             protections = protections or Protections()
@@ -326,13 +332,16 @@ class Client:
         return text.replace(key, "[redacted]") if key and key in text else text
 
     def _headers(self, extra: Optional[Mapping[str, str]], auth: bool = True) -> Dict[str, str]:
-        headers = {
-            "Authorization": f"Bearer {self._options.api_key}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": f"cometsync/{__version__} python-requests/{requests.__version__}",
-        }
-        headers.update(self._options.default_headers)
+        base: Optional[Dict[str, str]] = getattr(self, "_base_headers", None)
+        if base is None:  # once per client (copies included): the options never change
+            base = self._base_headers = {
+                "Authorization": f"Bearer {self._options.api_key}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": _USER_AGENT,
+                **self._options.default_headers,
+            }
+        headers = dict(base)
         if extra:
             headers.update(extra)
         if not auth:
@@ -431,9 +440,7 @@ class Client:
         return action
 
     def _send(self, action: Send, headers: Mapping[str, str], tokens: int = 0) -> Any:
-        body = None
-        if action.body is not None:
-            body = json.dumps(action.body, separators=(",", ":"), ensure_ascii=False).encode()
+        body = None if action.body is None else _ENCODER.encode(action.body).encode()
         request = HTTPRequest(action.method, self._url(action.path), headers, body, action.stream)
         # The wait for a slot is bounded like the attempt itself (already cut to the
         # deadline's remainder), so a congested model fails as a timeout, never hangs.

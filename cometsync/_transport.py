@@ -1,8 +1,9 @@
-"""Transports: the protocol, and the requests-based default.
+"""Transports: the protocol, the response the flow reads, and the ``requests.Session`` transport.
 
-This is the ONLY module that knows requests' and urllib3's exceptions; it translates them
-into ``APIConnectionError``/``APITimeoutError`` (with ``raise ... from``) so the flow sees one
-vocabulary whatever the transport.
+With ``_transport_urllib3`` (the default transport), this is the only place that knows
+requests' and urllib3's exceptions; it translates them into ``APIConnectionError``/
+``APITimeoutError`` (with ``raise ... from``) so the flow sees one vocabulary whatever the
+transport.
 """
 
 from __future__ import annotations
@@ -97,8 +98,7 @@ class Response(ResponseLike):
         the wire) without waiting on a server that holds the body open. Does nothing when the
         socket cannot be reached (an adapter of another kind, or urllib3 < 2).
         """
-        raw = getattr(self._raw, "raw", None)
-        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        sock = self._socket()
         if sock is None:
             yield
             return
@@ -116,11 +116,15 @@ class Response(ResponseLike):
         A stream reads up to its first content chunk within the first-token budget, then
         with the read timeout. Does nothing when the socket cannot be reached.
         """
-        raw = getattr(self._raw, "raw", None)
-        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        sock = self._socket()
         if sock is not None:
             with contextlib.suppress(OSError):  # already closed: the next read says so
                 sock.settimeout(max(seconds, 1e-3))
+
+    def _socket(self) -> Any:
+        """The socket a stream reads from, or None when it cannot be reached."""
+        raw = getattr(self._raw, "raw", None)
+        return getattr(getattr(raw, "connection", None), "sock", None)
 
     def close(self) -> None:
         """Give the connection back to the pool (idempotent)."""
@@ -186,7 +190,7 @@ def _translated(pieces: Iterator[bytes]) -> Iterator[bytes]:
 
 
 class RequestsTransport:
-    """The default transport: one ``requests.Session`` shared by every thread of a client.
+    """A ``requests.Session`` shared by every thread of a client (the ``session=`` path).
 
     Args:
         session: a Session to use (proxies, certificates, custom adapters); the caller keeps

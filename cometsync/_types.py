@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping  # not typing's: isinstance on it is several times slower
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
 
 from . import _schemas as schemas
 from ._attempt import Attempt
@@ -251,7 +252,7 @@ class ChatCompletion(WireModel):
             raise ValueError("the body has no 'choices' list")
         choices = [Choice.from_dict(c, i) for i, c in enumerate(choices_raw)]
         usage = Usage.from_dict(raw.get("usage"))
-        raw["usage"] = usage.to_dict()
+        raw["usage"] = usage._raw  # shared, not copied: neither is ever changed, to_dict copies
         return cls(
             **_head(raw, requested_model, "chat.completion"),
             choices=choices,

@@ -7,7 +7,8 @@ client setting, a ``RequestTypeError`` / ``RequestValidationError`` for a call's
 from __future__ import annotations
 
 import json
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping  # not typing's: isinstance on it is several times slower
+from typing import Any, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 import requests
@@ -161,10 +162,13 @@ def _refuse_client_settings(params: Mapping[str, Any]) -> None:
             raise RequestTypeError("create() got fallback_model=; did you mean fallback_models=?")
 
 
+_STRICT = json.JSONEncoder(allow_nan=False)  # made once: json.dumps(allow_nan=...) makes one a call
+
+
 def _check_json(body: Mapping[str, Any]) -> None:
     """The body must be strict JSON (no NaN/Infinity); name the parameter that is not."""
     try:
-        json.dumps(body, allow_nan=False)
+        _STRICT.encode(body)
     except (TypeError, ValueError):
         for key, value in body.items():
             try:

@@ -34,7 +34,7 @@ class StreamReply:
     status: int = 200
     hold: float = 1.0
     gate: Optional[threading.Event] = None  # waited for before the second piece is sent
-    sent: int = 0  # pieces written so far
+    sent: int = 0  # pieces handed to the socket so far
 
 
 class SSEServer(LoopbackServer):
@@ -68,9 +68,9 @@ class SSEServer(LoopbackServer):
                         return
                     if i == 1 and reply.gate is not None:
                         reply.gate.wait(2.0)
+                    reply.sent += 1  # before writing: a fast client may read it before we return
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                     self.wfile.flush()
-                    reply.sent += 1
                 if reply.end == "complete":
                     self.wfile.write(b"0\r\n\r\n")
                     return

@@ -94,4 +94,8 @@ def test_throughput_quick() -> None:
     by_name = {r["client"]: r for r in rows}
     assert by_name["cometsync"]["vs_cometsync"] == 1.0
     assert {"requests", "urllib3"} <= set(by_name)
-    assert all(r["calls_per_s"] > 0 for r in rows)
+    assert all(r["calls_per_s"] > 0 and r["cpu_us_per_call"] > 0 for r in rows)
+    ratio = by_name["urllib3"]["cometsync_x"]
+    assert ratio == pytest.approx(1 / by_name["urllib3"]["vs_cometsync"], rel=0.01)
+    lines = throughput.verdict(rows)
+    assert lines[0].startswith("cometsync = ") and "x requests (target >= 1.3x" in lines[0]

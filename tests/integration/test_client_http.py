@@ -212,11 +212,26 @@ def test_environment_proxies_are_read_once_for_the_base_url(
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     monkeypatch.setenv("NO_PROXY", "internal.example")
     with cometsync.Client(api_key=KEY, base_url="https://api.cometapi.com/v1") as client:
-        session = client._shared.transport.session  # type: ignore[attr-defined]
-        assert session.proxies.get("https") == "http://127.0.0.1:3128"
-        assert session.trust_env is False
+        transport = client._shared.transport
+        assert isinstance(transport, cometsync.Urllib3Transport)
+        assert transport.proxy == "http://127.0.0.1:3128"
     with cometsync.Client(api_key=KEY, base_url="https://internal.example/v1") as client:
-        assert client._shared.transport.session.proxies == {}  # type: ignore[attr-defined]
+        assert client._shared.transport.proxy is None  # type: ignore[attr-defined]
+
+
+def test_the_requests_transports_own_session_reads_the_environment_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RequestsTransport's own Session takes the proxies now and stops trusting the environment."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    transport = cometsync.RequestsTransport(base_url="https://api.cometapi.com/v1")
+    assert transport.session.proxies.get("https") == "http://127.0.0.1:3128"
+    assert transport.session.trust_env is False
+    transport.close()
+    transport = cometsync.RequestsTransport(base_url="https://internal.example/v1")
+    assert transport.session.proxies == {}
+    transport.close()
 
 
 def test_a_netrc_entry_cannot_replace_the_bearer_key(

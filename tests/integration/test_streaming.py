@@ -141,8 +141,7 @@ def test_a_thousand_abandoned_streams_do_not_exhaust_the_pool(
         gc.collect()
         assert errors == []
         assert open_stream(client).get_final_completion().choices[0].message.content == "abcd"
-        adapter = client._shared.transport.session.get_adapter(sse.base_url)  # type: ignore[attr-defined]
-        pool = adapter.poolmanager.connection_from_url(sse.base_url)
+        pool = client._shared.transport.manager.connection_from_url(sse.base_url)  # type: ignore[attr-defined]
     assert len(sse.bodies) == 1001
     assert pool.num_connections <= 4
     assert sse.peak <= 4 + 4  # the server notices closes a little late
@@ -151,7 +150,7 @@ def test_a_thousand_abandoned_streams_do_not_exhaust_the_pool(
 
 # -- against the simulator -------------------------------------------------------------------
 STREAM_FAULTS = [
-    ("truncate", "ended prematurely"),
+    ("truncate", "ended prematurely|InvalidChunkLength"),  # urllib3 2.x | 1.26 wording
     ("reset", "connection failed"),
     ("malformed", "not JSON"),
     ("error", "error event"),

@@ -388,13 +388,15 @@ def test_with_options_changes_settings_and_shares_the_transport() -> None:
 
 
 def test_close_releases_what_the_client_owns_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """close() closes the client's own Session once, never a caller's transport or session."""
+    """close() closes the client's own transport once, never a caller's transport or session."""
     closed: List[object] = []
     monkeypatch.setattr(requests.Session, "close", lambda self: closed.append(self))
+    monkeypatch.setattr(cometsync.Urllib3Transport, "close", lambda self: closed.append(self))
     with cometsync.Client(api_key=KEY) as own:
         pass
     own.close()
     assert len(closed) == 1
+    assert isinstance(closed[0], cometsync.Urllib3Transport)
     mine = requests.Session()
     cometsync.Client(api_key=KEY, session=mine).close()
     assert mine not in closed
