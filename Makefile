@@ -6,7 +6,7 @@ PY39   := $(shell .ci/find-python 3.9)
 PY313  := $(shell .ci/find-python 3.13)
 PIP_FLAGS = --quiet --disable-pip-version-check
 
-.PHONY: demo test unit lint typecheck bench legacy clean venv redis-server
+.PHONY: demo test unit lint typecheck bench legacy clean venv redis-server soak soak-quick
 
 venv: $(VENV)/.installed
 
@@ -21,7 +21,16 @@ demo: venv
 
 test: venv lint typecheck redis-server
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory soak-quick
 	$(MAKE) --no-print-directory legacy
+
+# 10,000 requests through map against `python -m simulator` under a fault mix, checked from
+# its journal (benchmarks/soak.py); soak-quick is the CI form (3,000 requests, ~20 s).
+soak: venv
+	$(BIN)/python -m benchmarks.soak --json benchmarks/results/soak.json
+
+soak-quick: venv
+	$(BIN)/python -m benchmarks.soak --quick
 
 # The Redis tests start their own redis-server on a free port; this installs it when it can.
 redis-server:

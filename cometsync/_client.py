@@ -29,12 +29,13 @@ import urllib3
 from ._catalog import DEFAULT_CATALOG_TTL, CatalogCache, ModelInfo
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import OnAttempt, _make_options, _Shared, _with_max_retries
-from ._errors import APIError, APIStatusError, APITimeoutError, ConfigError, PoolTimeoutError
+from ._errors import APIError, APITimeoutError, ConfigError, PoolTimeoutError
 from ._flow import CallSpec, Deliver, Send, Sleep, call_flow
 from ._metrics import log_attempt
 from ._policy import RetryPolicy
 from ._pricing import CostEstimate, Priced
 from ._recovery import FlowHandle
+from ._redact import Redactor
 from ._stream import defer_success
 from ._stream_open import FirstToken, open_stream
 from ._transport import HTTPRequest, RequestsTransport, Transport
@@ -178,6 +179,8 @@ class Client:
         self._bind()
 
     def _bind(self) -> None:
+        # One redactor for every path (plain calls, streams, errors, attempts, logs).
+        self._redactor = Redactor(self._options.api_key)
         self.chat = Chat(self)
         self.embeddings = Embeddings(self)
         self.models = Models(self)
@@ -328,8 +331,7 @@ class Client:
 
     # -- the driver ------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        key = self._options.api_key
-        return text.replace(key, "[redacted]") if key and key in text else text
+        return self._redactor.text(text)
 
     def _headers(self, extra: Optional[Mapping[str, str]], auth: bool = True) -> Dict[str, str]:
         base: Optional[Dict[str, str]] = getattr(self, "_base_headers", None)
@@ -461,6 +463,8 @@ class Client:
                 sent = True
                 if not action.stream:
                     response = self._shared.transport.send(request, timeout)
+                    # Scrubbed before anything reads it: errors quote (and cut) what it sent.
+                    response = self._redactor.response(response)
                     if tokens and response.status_code >= 400:
                         self._shared.guards.settle(action.model, tokens, 0)  # refused: refund
                     return response
@@ -472,28 +476,27 @@ class Client:
                         clock,
                     )
                 response = self._shared.transport.send(request, timeout.until_first_token())
+                response = self._redactor.response(response)
                 # Read a stream up to its first chunk here, so failures before it are retried.
-                return open_stream(response, action.model, budget)
+                return open_stream(response, action.model, budget, self._redactor)
         except APITimeoutError as error:
             if sent and tokens:
                 self._shared.guards.settle(action.model, tokens, 0)
             # The headers did not come within the first-token budget (read was capped to it).
             late = budget is not None and clock.monotonic() >= budget.due - _SLACK
             if budget is not None and late and not isinstance(error, PoolTimeoutError):
-                return APITimeoutError(f"no first token within {budget.seconds:g}s ({error})")
+                error = APITimeoutError(f"no first token within {budget.seconds:g}s ({error})")
+            self._redactor.error(error)
             return error
         except APIError as error:
             if sent and tokens:
                 self._shared.guards.settle(action.model, tokens, 0)
+            self._redactor.error(error)
             return error
 
     def _scrub_error(self, error: APIError) -> None:
-        """Remove the key from an error a server may have echoed it into (message and body)."""
-        if error.args and isinstance(error.args[0], str):
-            error.args = (self._scrub(error.args[0]), *error.args[1:])
-        error.message = self._scrub(error.message)
-        if isinstance(error, APIStatusError):
-            error.body = _scrub_json(error.body, self._scrub)
+        """Remove the key from an error once more before it is raised (every text field)."""
+        self._redactor.error(error)
 
     def _url(self, path: str) -> str:
         # A flow path is relative to base_url, except an absolute URL: the catalog lives at
@@ -504,13 +507,3 @@ class Client:
 
     def _route(self, path: str) -> str:
         return urlsplit(self._options.base_url).path + path
-
-
-def _scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, dict):
-        return {k: _scrub_json(v, scrub) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub_json(v, scrub) for v in value]
-    return value

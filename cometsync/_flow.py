@@ -255,7 +255,7 @@ def call_flow(
             if verdict.ok:
                 try:
                     result = spec.parse(outcome, model)  # type: ignore[arg-type]
-                except ValueError as exc:
+                except (ValueError, RecursionError) as exc:  # a custom transport's deep JSON
                     status = getattr(outcome, "status_code", 200)
                     verdict = Classification(
                         ok=False,

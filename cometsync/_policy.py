@@ -5,7 +5,6 @@ Nothing here does I/O or keeps state; the call flow feeds these functions and ac
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, FrozenSet, Mapping, NamedTuple, Optional, Union
 
 from ._backoff import Backoff, FullJitter
+from ._decode import loads
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -97,7 +97,7 @@ class ResponseLike:
     url: str
 
     def json(self) -> Any:
-        return json.loads(self.content)
+        return loads(self.content)
 
 
 class Classification(NamedTuple):
@@ -169,11 +169,12 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> Optional[float]
         return max(0.0, value)
     try:
         when = parsedate_to_datetime(raw.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None or when.tzinfo is None:  # RFC 9110 dates are GMT; naive means garbage
-        return None
-    return max(0.0, when.timestamp() - now)
+        if when is None or when.tzinfo is None:  # RFC 9110 dates are GMT; naive means garbage
+            return None
+        wait = when.timestamp() - now
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        return None  # year 99999999999 overflows datetime: garbage like any other
+    return max(0.0, wait) if math.isfinite(wait) else None
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -220,7 +221,7 @@ def _finite(text: str) -> Optional[float]:
 def _decode(response: ResponseLike) -> Any:
     try:
         return response.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: a custom ResponseLike's own json()
         return response.content.decode("utf-8", "replace")
 
 

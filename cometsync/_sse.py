@@ -6,11 +6,11 @@ testable without a socket; the ``Stream`` and the driver's ``open_stream`` read 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional
 
+from ._decode import loads
 from ._types import ChatCompletionChunk
 
 __all__ = [
@@ -133,9 +133,9 @@ def parse_event(event: ServerSentEvent, model: str) -> Any:
     if event.data.strip() == "[DONE]":
         return None
     try:
-        data = json.loads(event.data)
-    except ValueError:
-        raise ValueError(f"malformed event: not JSON: {event.data[:120]!r}") from None
+        data = loads(event.data)
+    except ValueError as exc:
+        raise ValueError(f"malformed event: not JSON ({exc}): {event.data[:120]!r}") from None
     if isinstance(data, dict) and ("error" in data or event.event == "error"):
         raise ErrorEvent(data)
     try:

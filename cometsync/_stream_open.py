@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from ._clock import Clock
+from ._decode import loads
 from ._errors import APIError, APITimeoutError
 from ._policy import ResponseLike
+from ._redact import Redactor
 from ._sse import SKIP, ErrorEvent, ServerSentEvent, error_status, iter_events, parse_event
 from ._transport import Response
 from ._types import ChatCompletionChunk
@@ -84,7 +86,10 @@ def has_content(chunk: ChatCompletionChunk) -> bool:
 
 
 def open_stream(
-    response: Response, model: Optional[str], first_token: Optional[FirstToken] = None
+    response: Response,
+    model: Optional[str],
+    first_token: Optional[FirstToken] = None,
+    redactor: Optional[Redactor] = None,
 ) -> Opened:
     """Read a streamed response up to its first chunk; the driver calls it after sending.
 
@@ -99,17 +104,20 @@ def open_stream(
         connection failed or stalled before it (retryable); a ``StreamStart`` with a
         ``problem`` for a malformed or empty stream; or, for an in-stream error event, a
         response with the status that event stands for (its own, else 500), so it is
-        retried or not exactly like that status.
+        retried or not exactly like that status. With ``redactor``, every event's data is
+        scrubbed of the key before it is parsed (and so before any error quotes it).
     """
     if not 200 <= response.status_code < 300:
         return response
     budget = None if first_token is None else _Budget(response, first_token)
     events = iter_events(response.iter_bytes() if budget is None else budget.pieces())
+    if redactor is not None:
+        events = _scrubbed(events, redactor)
     problem: Optional[str] = None
     held: List[ChatCompletionChunk] = []
     try:
         if "json" in str(response.headers.get("content-type", "")).lower():
-            raise ValueError(_not_a_stream(response))
+            raise ValueError(_not_a_stream(response, redactor))
         while True:
             event = next(events, None)
             if event is None:
@@ -192,10 +200,21 @@ def _started(
     return StreamStart(response, events, held[0], rest=tuple(held[1:]))
 
 
-def _not_a_stream(response: Response) -> str:
-    body = b"".join(response.iter_bytes())[:200].decode("utf-8", "replace")
+def _scrubbed(events: Iterable[ServerSentEvent], redactor: Redactor) -> Iterator[ServerSentEvent]:
+    for event in events:
+        data = redactor.json_text(event.data)
+        if data is not event.data:
+            event = ServerSentEvent(data, event.event, event.id, event.retry)
+        yield event
+
+
+def _not_a_stream(response: Response, redactor: Optional[Redactor]) -> str:
+    raw = b"".join(response.iter_bytes())
+    if redactor is not None:
+        raw = redactor.body(raw)
+    body = raw[:200].decode("utf-8", "replace")
     try:
-        payload = json.loads(body)
+        payload = loads(body)
     except ValueError:
         payload = None
     if isinstance(payload, dict) and "error" in payload:

@@ -27,7 +27,7 @@ from requests.utils import (
 from urllib3.exceptions import EmptyPoolError
 
 from ._errors import APIConnectionError, APITimeoutError, ConfigError, PoolTimeoutError
-from ._transport import HTTPRequest, Response
+from ._transport import HTTPRequest, Response, close_pools
 from ._types import Timeout
 
 __all__ = ["Urllib3Response", "Urllib3Transport", "environment_settings"]
@@ -218,6 +218,7 @@ class Urllib3Transport:
     def close(self) -> None:
         """Close every pooled connection; streams still open end as connection errors."""
         self._targets.clear()
+        close_pools(self.manager)  # clear() alone leaves them to the garbage collector
         self.manager.clear()
 
     def __repr__(self) -> str:

@@ -36,6 +36,21 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--preset", choices=sorted(PRESETS), help="a built-in scenario")
     source.add_argument("--scenario", metavar="FILE", help="a scenario file (.json or .toml)")
     parser.add_argument("--api-key", default=None, help="accept only this bearer key")
+    parser.add_argument(
+        "--max-connections", type=int, default=1000, help="open connections (default 1000)"
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to receive a request's headers (default 10)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a kept-alive connection may idle (default 60)",
+    )
     return parser
 
 
@@ -55,7 +70,19 @@ def main(argv: Optional[List[str]] = None) -> int:
             flush=True,
         )
     try:
-        sim = Simulator(scenario, args.seed, args.host, args.port, api_key=args.api_key)
+        sim = Simulator(
+            scenario,
+            args.seed,
+            args.host,
+            args.port,
+            api_key=args.api_key,
+            max_connections=args.max_connections,
+            header_timeout=args.header_timeout,
+            idle_timeout=args.idle_timeout,
+        )
+    except ValueError as exc:
+        print(f"cometsync-simulator: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(
             f"cometsync-simulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr

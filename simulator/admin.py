@@ -13,7 +13,11 @@ from . import wire
 from .replies import JSON, Reply
 from .scenario import Scenario, ScenarioError, ScenarioLike, parse_scenario
 
-__all__ = ["handle_admin"]
+__all__ = ["ADMIN_MAX_BODY", "handle_admin"]
+
+#: The admin API's own body limit, independent of the scenario's ``max_body_bytes`` (which
+#: limits the simulated API): a scenario that sets it to 10 can still be replaced.
+ADMIN_MAX_BODY = 1 << 20
 
 _GETS = frozenset({"/_sim/journal", "/_sim/stats", "/_sim/health", "/_sim/scenario"})
 _POSTS = frozenset({"/_sim/scenario", "/_sim/reset"})
@@ -51,12 +55,25 @@ def _error(status: int, message: str, code: str, param: Optional[str] = None) ->
 
 
 def handle_admin(
-    sim: Simulated, method: str, route: str, query: str, body: bytes, now: float
+    sim: Simulated,
+    method: str,
+    route: str,
+    query: str,
+    body: bytes,
+    now: float,
+    *,
+    body_length: Optional[int] = None,
 ) -> Reply:
-    """Answer one ``/_sim/`` request."""
+    """Answer one ``/_sim/`` request; ``body_length``: a declared body left unread (too big)."""
     hdrs = {"content-type": JSON}
     if route not in _GETS | _POSTS:
         return _error(404, f"no admin route {route}", "not_found")
+    length = len(body) if body_length is None else body_length
+    if length > ADMIN_MAX_BODY:
+        message = (
+            f"admin request body is {length} bytes; the admin API takes at most {ADMIN_MAX_BODY}"
+        )
+        return _error(413, message, "request_too_large")
     if method == "GET" and route in _GETS:
         if route == "/_sim/journal":
             try:

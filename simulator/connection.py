@@ -4,11 +4,20 @@ A small parser of its own rather than ``BaseHTTPRequestHandler``'s, and each res
 body written with ONE ``sendall`` on a TCP_NODELAY socket, so Nagle's algorithm and delayed ACKs
 cannot add 40 ms per request. Waits are ``Event.wait`` on the server's ``closing`` event, so a
 close cuts every pause, stall and hang short.
+
+Limits, each answered deliberately (a JSON error, then close), never a dropped connection:
+a request line or header line over 64 KiB (414/431), more than 100 header lines or 64 KiB of
+headers in all (431), a Content-Length that is not ASCII digits (400) or above the body limit
+(413: the scenario's ``max_body_bytes``; the admin API has its own, ``ADMIN_MAX_BODY``), a
+request line and headers not received within ``header_timeout`` of their first byte (408).
+A kept-alive connection with no new request within ``idle_timeout`` is closed quietly, as is
+one whose declared body has not all arrived within ``idle_timeout``.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import select
 import socket
 import socketserver
@@ -18,13 +27,91 @@ import time
 from typing import Dict, List, Optional, Protocol, cast
 
 from . import wire
+from .admin import ADMIN_MAX_BODY
 from .core import Core, Reply
 
-__all__ = ["ConnectionHandler", "Gateway"]
+__all__ = [
+    "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "MAX_HEADERS",
+    "MAX_HEADER_BYTES",
+    "ConnectionHandler",
+    "Gateway",
+]
+
+log = logging.getLogger("simulator")
 
 _LINGER_RST = struct.pack("ii", 1, 0)
 _MAX_LINE = 65536
-_MAX_HEADERS = 100
+#: Header lines per request (every line counts, repeated names too).
+MAX_HEADERS = 100
+#: Bytes of the request line plus all header lines.
+MAX_HEADER_BYTES = 65536
+#: Seconds from a request's first byte to the end of its headers.
+DEFAULT_HEADER_TIMEOUT = 10.0
+#: Seconds a kept-alive connection may wait for its next request.
+DEFAULT_IDLE_TIMEOUT = 60.0
+_MAX_LENGTH_DIGITS = 18  # any Content-Length this long is over every body limit
+_READ = 65536
+
+
+class _Timeout(Exception):
+    """The deadline for this read passed."""
+
+
+class _Reader:
+    """Buffered reads of one socket with a deadline per call, not per byte.
+
+    ``rfile.readline`` waits for a whole line with no bound: a client sending one byte per
+    second would hold its thread forever. Here each ``recv`` waits only what is left.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+
+    def fill(self, deadline: float) -> bool:
+        """Receive once before ``deadline``; False at end of stream."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _Timeout
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(_READ)
+        except socket.timeout:
+            raise _Timeout from None
+        finally:
+            self.sock.settimeout(None)
+        if not data:
+            return False
+        self.buf += data
+        return True
+
+    def readline(self, limit: int, deadline: float) -> bytes:
+        """One line with its end; ``limit + 1`` bytes when longer; what is left at the end."""
+        start = 0
+        while True:
+            i = self.buf.find(b"\n", start, limit + 1)
+            if i >= 0:
+                line = bytes(self.buf[: i + 1])
+                del self.buf[: i + 1]
+                return line
+            if len(self.buf) > limit:
+                return bytes(self.buf[: limit + 1])
+            start = len(self.buf)
+            if not self.fill(deadline):
+                line = bytes(self.buf)
+                self.buf.clear()
+                return line
+
+    def read(self, size: int, deadline: float) -> bytes:
+        """``size`` bytes, or fewer when the stream ends first."""
+        while len(self.buf) < size:
+            if not self.fill(deadline):
+                break
+        data = bytes(self.buf[:size])
+        del self.buf[:size]
+        return data
 
 
 class Gateway(Protocol):
@@ -49,19 +136,33 @@ class ConnectionHandler(socketserver.StreamRequestHandler):
         self.gateway: Gateway = cast(Gateway, self.server)
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.close_connection = False
+        self.reader = _Reader(self.connection)
+        self.header_timeout = float(getattr(self.server, "header_timeout", DEFAULT_HEADER_TIMEOUT))
+        self.idle_timeout = float(getattr(self.server, "idle_timeout", DEFAULT_IDLE_TIMEOUT))
 
     def handle(self) -> None:
         while not self.close_connection and not self.gateway.closing.is_set():
-            if not self._handle_one():
-                return
+            try:
+                if not self._handle_one():
+                    return
+            except _Timeout:
+                if self.reader.buf or self._started:
+                    message = f"request headers not received within {self.header_timeout:g}s"
+                    self._protocol_error(408, message, "request_timeout")
+                return  # idle: a quiet close, as servers do with kept-alive connections
 
     def _handle_one(self) -> bool:
         """Serve one request; False when the connection is done."""
-        line = self.rfile.readline(_MAX_LINE + 1)
+        self._started = False
+        if not self.reader.buf and not self.reader.fill(time.monotonic() + self.idle_timeout):
+            return False
+        self._started = True
+        deadline = time.monotonic() + self.header_timeout
+        line = self.reader.readline(_MAX_LINE, deadline)
+        while line in (b"\r\n", b"\n"):  # tolerated before a request (RFC 9112 section 2.2),
+            line = self.reader.readline(_MAX_LINE, deadline)  # within the same deadline
         if not line:
             return False
-        if line in (b"\r\n", b"\n"):
-            return True  # tolerated between pipelined requests (RFC 9112 section 2.2)
         if len(line) > _MAX_LINE:
             self._protocol_error(414, "request line too long")
             return False
@@ -74,16 +175,24 @@ class ConnectionHandler(socketserver.StreamRequestHandler):
             self._protocol_error(505, f"HTTP version {version[:20]} is not supported")
             return False
         headers: Dict[str, str] = {}
+        lines = 0
+        size = len(line)
         while True:
-            raw = self.rfile.readline(_MAX_LINE + 1)
+            raw = self.reader.readline(_MAX_LINE, deadline)
             if not raw:
                 return False
             if raw in (b"\r\n", b"\n"):
                 break
-            name, sep, value = raw.decode("latin-1").partition(":")
-            if len(raw) > _MAX_LINE or len(headers) >= _MAX_HEADERS:
-                self._protocol_error(431, "request headers too large")
+            lines += 1
+            size += len(raw)
+            if len(raw) > _MAX_LINE or lines > MAX_HEADERS or size > MAX_HEADER_BYTES:
+                message = (
+                    f"request headers too large (at most {MAX_HEADERS} lines and "
+                    f"{MAX_HEADER_BYTES} bytes)"
+                )
+                self._protocol_error(431, message)
                 return False
+            name, sep, value = raw.decode("latin-1").partition(":")
             if not sep or not name.strip():
                 self._protocol_error(400, "malformed header line")
                 return False
@@ -127,23 +236,38 @@ class ConnectionHandler(socketserver.StreamRequestHandler):
         body_length: Optional[int] = None
         declared = headers.get("content-length")
         if declared is not None:
-            if not declared.isdigit():
+            # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+            if not declared or not declared.isascii() or not declared.isdigit():
                 self._protocol_error(400, "Content-Length must be a non-negative integer")
                 return
+            admin = target.startswith("/_sim/")
+            limit = ADMIN_MAX_BODY if admin else server.core.scenario.max_body_bytes
+            if len(declared) > _MAX_LENGTH_DIGITS:  # over any limit; int() refuses 4,300+ digits
+                message = f"Content-Length has {len(declared)} digits; the limit is {limit} bytes"
+                self._protocol_error(413, message, "request_too_large")
+                return
             length = int(declared)
-            if length > server.core.scenario.max_body_bytes:
+            if length > limit:
                 body_length = length
                 self.close_connection = True  # the body is left unread
             elif length:
                 if headers.get("expect", "").lower() == "100-continue":
                     self.connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                body = self.rfile.read(length)
+                try:
+                    body = self.reader.read(length, time.monotonic() + self.idle_timeout)
+                except _Timeout:
+                    body = b""
                 if len(body) < length:
                     self.close_connection = True
-                    return  # the client left mid-body
-        reply = server.core.handle(
-            method, target, headers, body, server.now(), body_length=body_length
-        )
+                    return  # the client left (or stalled) mid-body
+        try:
+            reply = server.core.handle(
+                method, target, headers, body, server.now(), body_length=body_length
+            )
+        except Exception as exc:  # a simulator bug: still answer, and say so in the log
+            log.exception("simulator failed to plan a reply to %s %s", method, target[:200])
+            self._protocol_error(500, f"simulator bug: {type(exc).__name__}", "simulator_error")
+            return
         delivered = False
         try:
             delivered = self._deliver(reply, head_only=method == "HEAD")

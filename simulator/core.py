@@ -28,7 +28,11 @@ from .scenario import ModelSpec, Scenario, ScenarioLike, load_scenario
 from .scenario_types import Step
 from .validation import BadRequest, validate_chat
 
-__all__ = ["END_KINDS", "Core", "Reply", "redact"]
+__all__ = ["END_KINDS", "TAG_HEADER", "Core", "Reply", "redact"]
+
+#: A request header whose value (100 characters at most) the journal keeps as ``tag``: a test
+#: labels each input with it to find all of that input's attempts in the journal.
+TAG_HEADER = "x-sim-tag"
 
 _DEFAULT_COMPLETION_ESTIMATE = 256
 
@@ -174,9 +178,26 @@ class Core:
             request: the already-decoded JSON body; in-process drivers pass it to skip decoding.
             body_length: the declared length when the driver did not read an oversized body.
         """
+        reply = self._handle(method, path, headers, body, now, request, body_length)
+        tag = headers.get(TAG_HEADER)
+        if tag is not None and reply._record is not None:
+            with self._lock:  # a label for the journal: which caller's input this was
+                reply._record.append(tag[:100])
+        return reply
+
+    def _handle(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        now: float,
+        request: Any,
+        body_length: Optional[int],
+    ) -> Reply:
         route, _, query = path.partition("?")
         if route.startswith("/_sim/"):
-            return handle_admin(self, method, route, query, body, now)
+            return handle_admin(self, method, route, query, body, now, body_length=body_length)
         key = bearer(headers)
         length = body_length if body_length is not None else len(body)
         with self._lock:

@@ -89,7 +89,15 @@ class Journal:
 
 def as_dicts(rows: List[List[Any]]) -> List[Dict[str, Any]]:
     """Journal rows as the dicts :meth:`simulator.Core.journal` returns."""
-    return [{**dict(zip(_FIELDS, row)), "cause": row[9], "prefill": row[10]} for row in rows]
+    return [
+        {
+            **dict(zip(_FIELDS, row)),
+            "cause": row[9],
+            "prefill": row[10],
+            "tag": row[11] if len(row) > 11 else None,
+        }
+        for row in rows
+    ]
 
 
 def summarize(items: List[Tuple[Tuple[str, str], int]], total: int) -> Dict[str, Any]:

@@ -13,7 +13,11 @@ from typing import Any, List, NamedTuple, Optional, Tuple
 
 from .scenario_types import Latency, ModelSpec, Step
 
-__all__ = ["Plan", "decide", "pace"]
+__all__ = ["MAX_WAIT_S", "Plan", "decide", "pace"]
+
+#: No planned wait is longer (a lognormal tail or a load factor could give any number, and a
+#: driver's ``Event.wait`` overflows past ~292 years).
+MAX_WAIT_S = 3600.0
 
 
 class Plan(NamedTuple):
@@ -72,10 +76,10 @@ def decide(
     elif stream and spec.ttft is not None:
         # Time to first token: the head goes at once, the first chunk waits (what a client's
         # first-token limit must catch while a read of the head succeeds).
-        return Plan(step, cause, slow, 0.0, spec.ttft.sample(rng) * slow)
+        return Plan(step, cause, slow, 0.0, min(spec.ttft.sample(rng) * slow, MAX_WAIT_S))
     else:
         latency_dist = spec.latency
-    return Plan(step, cause, slow, latency_dist.sample(rng) * slow)
+    return Plan(step, cause, slow, min(latency_dist.sample(rng) * slow, MAX_WAIT_S))
 
 
 def pace(
@@ -100,7 +104,7 @@ def pace(
             if i == 0
             else 0.0
             if (i == 1 and spec.ttft is not None) or obj == "[DONE]"
-            else (delay if fixed else token.sample(rng)),
+            else min(delay if fixed else token.sample(rng), MAX_WAIT_S),
             obj,
         )
         for i, (_, obj) in enumerate(chunks)

@@ -27,7 +27,26 @@ from .scenario_types import (
     Step,
 )
 
-__all__ = ["parse_scenario"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_HANG_S",
+    "MAX_NUMBER",
+    "MAX_OUTAGE_S",
+    "MAX_RETRY_AFTER_S",
+    "MAX_SLOPE",
+    "parse_scenario",
+]
+
+#: The bounds on scenario numbers: beyond them a scenario is refused with the field named,
+#: because an absurd number (``latency_ms: 1e308``) would otherwise break every request later.
+#: Latencies (``latency_ms``, ``ttft_ms``, ``token_ms``, their ``low``/``high``/``median``) are
+#: at most ``hang_s`` seconds: a longer wait is a hang, which the ``hang`` fault models.
+MAX_HANG_S = 3600.0
+MAX_RETRY_AFTER_S = 86400.0
+MAX_OUTAGE_S = 1e7
+MAX_SLOPE = 1000.0
+MAX_BODY_BYTES = 1 << 26
+MAX_NUMBER = 1e9  # any other number (prices)
 
 
 _Path = str
@@ -58,21 +77,30 @@ def _join(path: _Path, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _num(value: Any, path: _Path, lo: float = 0.0, hi: float = math.inf) -> float:
+def _show(value: Any) -> str:
+    """A short repr: a 400-digit integer or a huge list must not flood the message."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of about {value.bit_length() * 30103 // 100000 + 1} digits"
+    if isinstance(value, (list, dict)):
+        return f"a {'list' if isinstance(value, list) else 'object'}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _num(value: Any, path: _Path, lo: float = 0.0, hi: float = MAX_NUMBER, unit: str = "") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ScenarioError(path, f"must be a number, got {value!r}")
-    if not (lo <= value <= hi) or math.isnan(value):
-        if hi == math.inf:
-            raise ScenarioError(path, f"must be at least {lo:g}, got {value!r}")
-        raise ScenarioError(path, f"must be between {lo:g} and {hi:g}, got {value!r}")
+        raise ScenarioError(path, f"must be a number, got {_show(value)}")
+    # Compared before float(): an int beyond float range (10**400) must not overflow.
+    if not (lo <= value <= hi) or (isinstance(value, float) and math.isnan(value)):
+        raise ScenarioError(path, f"must be between {lo:g} and {hi:g}{unit}, got {_show(value)}")
     return float(value)
 
 
 def _int(value: Any, path: _Path, lo: int = 0, hi: int = 2**63) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ScenarioError(path, f"must be an integer, got {value!r}")
+        raise ScenarioError(path, f"must be an integer, got {_show(value)}")
     if not lo <= value <= hi:
-        raise ScenarioError(path, f"must be between {lo} and {hi}, got {value!r}")
+        raise ScenarioError(path, f"must be between {lo} and {hi}, got {_show(value)}")
     return value
 
 
@@ -92,34 +120,41 @@ def _list(value: Any, path: _Path) -> List[Any]:
     return list(value)
 
 
-def _latency(value: Any, path: _Path) -> Latency:
+def _ms(value: Any, path: _Path, max_ms: float, lo: float = 0.0) -> float:
+    """A latency in milliseconds, at most ``max_ms`` (the scenario's ``hang_s``)."""
+    return _num(value, path, lo=lo, hi=max_ms, unit=" ms (at most hang_s; longer is a hang)")
+
+
+def _latency(value: Any, path: _Path, max_ms: float) -> Latency:
     if not isinstance(value, Mapping):
-        return Latency(ms=_num(value, path))
+        return Latency(ms=_ms(value, path, max_ms))
     dist = value.get("dist", "fixed")
     if dist == "fixed":
         _obj(value, path, {"dist", "ms"})
-        return Latency(ms=_num(value.get("ms", 0), _join(path, "ms")))
+        return Latency(ms=_ms(value.get("ms", 0), _join(path, "ms"), max_ms))
     if dist == "uniform":
         _obj(value, path, {"dist", "low", "high"})
-        low = _num(value.get("low", 0), _join(path, "low"))
-        high = _num(value.get("high", low), _join(path, "high"), lo=low)
+        low = _ms(value.get("low", 0), _join(path, "low"), max_ms)
+        high = _ms(value.get("high", low), _join(path, "high"), max_ms, lo=low)
         return Latency(dist="uniform", low=low, high=high)
     if dist == "lognormal":
         _obj(value, path, {"dist", "median", "sigma"})
         if "median" not in value:
             raise ScenarioError(_join(path, "median"), "is required for a lognormal distribution")
-        median = _num(value["median"], _join(path, "median"))
+        median = _ms(value["median"], _join(path, "median"), max_ms)
         sigma = _num(value.get("sigma", 0.5), _join(path, "sigma"), hi=5.0)
         return Latency(dist="lognormal", median=median, sigma=sigma)
-    raise ScenarioError(_join(path, "dist"), f"must be fixed, uniform or lognormal, got {dist!r}")
+    raise ScenarioError(
+        _join(path, "dist"), f"must be fixed, uniform or lognormal, got {_show(dist)}"
+    )
 
 
-def _step(value: Any, path: _Path, extra: set[str] = set()) -> Step:  # noqa: B006 (read-only)
+def _step(value: Any, path: _Path, max_ms: float, extra: set[str] = set()) -> Step:  # noqa: B006
     if not isinstance(value, Mapping):
         return Step(status=_status(value, path))
     _obj(value, path, _STEP_KEYS | extra)
     fault = value.get("fault")
-    if fault is not None and fault not in FAULTS:
+    if fault is not None and (not isinstance(fault, str) or fault not in FAULTS):
         raise ScenarioError(_join(path, "fault"), f"must be one of {', '.join(FAULTS)}")
     code = value.get("code")
     if "status" not in value and fault is None and code != CONTEXT_LENGTH_EXCEEDED:
@@ -139,36 +174,41 @@ def _step(value: Any, path: _Path, extra: set[str] = set()) -> Step:  # noqa: B0
     message = value.get("message")
     return Step(
         status=status,
-        retry_after=None if ra is None else _num(ra, _join(path, "retry_after")),
-        retry_after_ms=None if ra_ms is None else _num(ra_ms, _join(path, "retry_after_ms")),
+        retry_after=None
+        if ra is None
+        else _num(ra, _join(path, "retry_after"), hi=MAX_RETRY_AFTER_S, unit=" s"),
+        retry_after_ms=None
+        if ra_ms is None
+        else _num(ra_ms, _join(path, "retry_after_ms"), hi=MAX_RETRY_AFTER_S * 1000, unit=" ms"),
         code=None if code is None else _str(code, _join(path, "code")),
         message=None if message is None else _str(message, _join(path, "message")),
         fault=fault,
-        latency=_latency(value["latency_ms"], _join(path, "latency_ms"))
+        latency=_latency(value["latency_ms"], _join(path, "latency_ms"), max_ms)
         if "latency_ms" in value
         else None,
         after_chunks=None if after is None else _int(after, _join(path, "after_chunks")),
     )
 
 
-def _fault(value: Any, path: _Path) -> Fault:
+def _fault(value: Any, path: _Path, max_ms: float) -> Fault:
     obj = _obj(value, path, _STEP_KEYS | {"rate"})
     if "rate" not in obj:
         raise ScenarioError(_join(path, "rate"), "is required")
     rate = _num(obj["rate"], _join(path, "rate"), hi=1.0)
-    return Fault(rate=rate, step=_step({k: v for k, v in obj.items() if k != "rate"}, path))
+    rest = {k: v for k, v in obj.items() if k != "rate"}
+    return Fault(rate=rate, step=_step(rest, path, max_ms))
 
 
-def _outage(value: Any, path: _Path) -> Outage:
+def _outage(value: Any, path: _Path, max_ms: float) -> Outage:
     obj = _obj(value, path, _STEP_KEYS | {"start", "end"})
     for key in ("start", "end"):
         if key not in obj:
             raise ScenarioError(_join(path, key), "is required")
-    start = _num(obj["start"], _join(path, "start"))
-    end = _num(obj["end"], _join(path, "end"), lo=start)
+    start = _num(obj["start"], _join(path, "start"), hi=MAX_OUTAGE_S, unit=" s")
+    end = _num(obj["end"], _join(path, "end"), lo=start, hi=MAX_OUTAGE_S, unit=" s")
     rest = {k: v for k, v in obj.items() if k not in ("start", "end")}
     rest.setdefault("status", 503)
-    return Outage(start=start, end=end, step=_step(rest, path))
+    return Outage(start=start, end=end, step=_step(rest, path, max_ms))
 
 
 def _pricing(value: Any, path: _Path) -> Pricing:
@@ -191,23 +231,25 @@ def _load(value: Any, path: _Path) -> Load:
     kwargs: Dict[str, Any] = {"capacity": _int(obj["capacity"], _join(path, "capacity"), lo=1)}
     for key in ("latency_slope", "failure_slope"):
         if key in obj:
-            kwargs[key] = _num(obj[key], _join(path, key))
+            kwargs[key] = _num(obj[key], _join(path, key), hi=MAX_SLOPE)
     if "max_failure" in obj:
         kwargs["max_failure"] = _num(obj["max_failure"], _join(path, "max_failure"), hi=1.0)
     if "status" in obj:
         kwargs["status"] = _status(obj["status"], _join(path, "status"))
     if "retry_after" in obj:
-        kwargs["retry_after"] = _num(obj["retry_after"], _join(path, "retry_after"))
+        kwargs["retry_after"] = _num(
+            obj["retry_after"], _join(path, "retry_after"), hi=MAX_RETRY_AFTER_S, unit=" s"
+        )
     return Load(**kwargs)
 
 
 def _bool(value: Any, path: _Path) -> bool:
     if not isinstance(value, bool):
-        raise ScenarioError(path, f"must be true or false, got {value!r}")
+        raise ScenarioError(path, f"must be true or false, got {_show(value)}")
     return value
 
 
-def _model(model_id: str, value: Any, path: _Path) -> ModelSpec:
+def _model(model_id: str, value: Any, path: _Path, max_ms: float) -> ModelSpec:
     keys = {"latency_ms", "ttft_ms", "token_ms", "script", "faults", "outages", "pricing"}
     obj = _obj(
         value,
@@ -215,27 +257,28 @@ def _model(model_id: str, value: Any, path: _Path) -> ModelSpec:
         keys | {"load", "provider", "model_type", "dimensions", "prefill", "context_window"},
     )
     window = obj.get("context_window")
+    ttft = _latency(obj["ttft_ms"], _join(path, "ttft_ms"), max_ms) if "ttft_ms" in obj else None
     model_type = _str(obj.get("model_type", _model_type(model_id)), _join(path, "model_type"))
     if model_type not in MODEL_TYPES:
         raise ScenarioError(
             _join(path, "model_type"),
-            f"must be one of {', '.join(MODEL_TYPES)}, got {model_type!r}",
+            f"must be one of {', '.join(MODEL_TYPES)}, got {_show(model_type)}",
         )
     return ModelSpec(
         id=model_id,
-        latency=_latency(obj.get("latency_ms", 0), _join(path, "latency_ms")),
-        ttft=_latency(obj["ttft_ms"], _join(path, "ttft_ms")) if "ttft_ms" in obj else None,
-        token=_latency(obj.get("token_ms", 0), _join(path, "token_ms")),
+        latency=_latency(obj.get("latency_ms", 0), _join(path, "latency_ms"), max_ms),
+        ttft=ttft,
+        token=_latency(obj.get("token_ms", 0), _join(path, "token_ms"), max_ms),
         script=tuple(
-            _step(v, f"{path}.script[{i}]")
+            _step(v, f"{path}.script[{i}]", max_ms)
             for i, v in enumerate(_list(obj.get("script", []), _join(path, "script")))
         ),
         faults=tuple(
-            _fault(v, f"{path}.faults[{i}]")
+            _fault(v, f"{path}.faults[{i}]", max_ms)
             for i, v in enumerate(_list(obj.get("faults", []), _join(path, "faults")))
         ),
         outages=tuple(
-            _outage(v, f"{path}.outages[{i}]")
+            _outage(v, f"{path}.outages[{i}]", max_ms)
             for i, v in enumerate(_list(obj.get("outages", []), _join(path, "outages")))
         ),
         pricing=_pricing(obj.get("pricing", {}), _join(path, "pricing")),
@@ -281,18 +324,22 @@ def parse_scenario(data: Any) -> Scenario:
         raise ScenarioError("models", f"must be an object, got {type(models_obj).__name__}")
     if not models_obj:
         raise ScenarioError("models", "must define at least one model")
+    kwargs: Dict[str, Any] = {}
+    if "hang_s" in obj:
+        kwargs["hang_s"] = _num(obj["hang_s"], "hang_s", hi=MAX_HANG_S, unit=" s")
+    max_ms = kwargs.get("hang_s", Scenario.hang_s) * 1000.0
     models: Dict[str, ModelSpec] = {}
     for model_id, spec in models_obj.items():
-        models[_str(model_id, "models")] = _model(model_id, spec, f"models.{model_id}")
+        model_id = _str(model_id, "models")
+        models[model_id] = _model(model_id, spec, f"models.{model_id}", max_ms)
     rl = _obj(obj.get("rate_limits", {}), "rate_limits", {"rpm", "tpm", "concurrency"})
     limits = RateLimits(
         **{k: _int(v, f"rate_limits.{k}", lo=1) for k, v in rl.items() if v is not None}
     )
-    kwargs: Dict[str, Any] = {}
     if "max_body_bytes" in obj:
-        kwargs["max_body_bytes"] = _int(obj["max_body_bytes"], "max_body_bytes", lo=1)
-    if "hang_s" in obj:
-        kwargs["hang_s"] = _num(obj["hang_s"], "hang_s")
+        kwargs["max_body_bytes"] = _int(
+            obj["max_body_bytes"], "max_body_bytes", lo=1, hi=MAX_BODY_BYTES
+        )
     seed = obj.get("seed")
     return Scenario(
         models=MappingProxyType(models),

@@ -2,7 +2,9 @@
 
 ``http.server`` with the pitfalls removed: a deep accept backlog and one daemon thread per
 connection, so hundreds of slow connections are held; every connection is tracked, so close
-wakes and joins them and the server stops promptly and leaks no thread. Each connection is a
+wakes and joins them and the server stops promptly and leaks no thread. Past
+``max_connections`` open connections, a new one is answered ``503`` (``connection: close``)
+at once, without a thread. Each connection is a
 :class:`simulator.connection.ConnectionHandler` (TCP_NODELAY, one ``sendall`` per response).
 """
 
@@ -16,27 +18,55 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
-from .connection import ConnectionHandler
+from . import wire
+from .connection import DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, ConnectionHandler
 from .core import Core
 from .scenario import Scenario, ScenarioLike
 
 if TYPE_CHECKING:
     from .adapter import SimulatorAdapter
 
-__all__ = ["Simulator", "SimulatorServer"]
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "Simulator", "SimulatorServer"]
 
 log = logging.getLogger("simulator")
 
+#: Connections served at once; one more is refused with a 503.
+DEFAULT_MAX_CONNECTIONS = 1000
+
 
 class SimulatorServer(http.server.ThreadingHTTPServer):
-    """A threading HTTP server bound to one Core, with tracked connections and clean close."""
+    """A threading HTTP server bound to one Core, with tracked connections and clean close.
+
+    Args:
+        core: the fault model.
+        host: the interface to bind.
+        port: the port; 0 picks a free one.
+        max_connections: connections served at once; past it, a new one gets a 503 and close.
+        header_timeout: seconds from a request's first byte to the end of its headers (408).
+        idle_timeout: seconds a kept-alive connection may wait for its next request.
+    """
 
     daemon_threads = True
     request_queue_size = 1024
     allow_reuse_address = True
 
-    def __init__(self, core: Core, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        core: Core,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    ) -> None:
+        if max_connections < 1 or not header_timeout > 0 or not idle_timeout > 0:
+            raise ValueError("max_connections must be >= 1 and the timeouts > 0 seconds")
         self.core = core
+        self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
+        self.refused = 0
         self.closing = threading.Event()
         self._origin = time.monotonic()
         self._conn_lock = threading.Lock()
@@ -69,9 +99,41 @@ class SimulatorServer(http.server.ThreadingHTTPServer):
             target=self._serve_connection, args=(request, client_address), daemon=True
         )
         with self._conn_lock:
-            self._conns.add(request)
-            self._conn_threads.add(thread)
+            full = len(self._conns) >= self.max_connections
+            if full:
+                self.refused += 1
+            else:
+                self._conns.add(request)
+                self._conn_threads.add(thread)
+        if full:
+            self._refuse(request)
+            return
         thread.start()
+
+    def _refuse(self, request: socket.socket) -> None:
+        """Answer 503 and close, from the accepting thread: no thread for a refused client."""
+        message = f"the simulator serves {self.max_connections} connections at most; retry later"
+        body = wire.dumps(
+            {
+                "error": {
+                    "message": message,
+                    "type": wire.ERROR_TYPE,
+                    "param": None,
+                    "code": "too_many_connections",
+                }
+            }
+        )
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\nserver: cometsync-simulator\r\n"
+            "content-type: application/json\r\nretry-after: 1\r\nconnection: close\r\n"
+            f"content-length: {len(body)}\r\n\r\n"
+        )
+        try:
+            request.settimeout(0.5)
+            request.sendall(head.encode("latin-1") + body)
+        except OSError:
+            pass  # the client is gone already
+        self.shutdown_request(request)
 
     def _serve_connection(self, request: socket.socket, client_address: Tuple[str, int]) -> None:
         try:
@@ -112,6 +174,9 @@ class Simulator:
         host: the interface to bind; loopback unless you mean it.
         port: the port; 0 picks a free one.
         api_key: when set, the only bearer key accepted.
+        max_connections: connections served at once; past it, a new one gets a 503 and close.
+        header_timeout: seconds from a request's first byte to the end of its headers (408).
+        idle_timeout: seconds a kept-alive connection may wait for its next request.
 
     ``base_url`` (ending in ``/v1``) is ready as soon as the constructor returns.
     """
@@ -124,9 +189,19 @@ class Simulator:
         port: int = 0,
         *,
         api_key: Optional[str] = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         self.core = Core(scenario, seed, api_key=api_key)
-        self._server = SimulatorServer(self.core, host, port)
+        self._server = SimulatorServer(
+            self.core,
+            host,
+            port,
+            max_connections=max_connections,
+            header_timeout=header_timeout,
+            idle_timeout=idle_timeout,
+        )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},

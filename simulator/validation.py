@@ -58,7 +58,7 @@ def validate_chat(obj: Any) -> Tuple[str, List[Any], bool, bool, Optional[int]]:
         if not isinstance(message, dict):
             raise BadRequest(f"{where} must be an object", where)
         role = message.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:  # a list or object is unhashable
             raise BadRequest(
                 f"{where}.role must be one of {', '.join(sorted(_ROLES))}, got {role!r}",
                 f"{where}.role",
