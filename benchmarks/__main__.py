@@ -4,8 +4,9 @@ Scenarios: ``brooker`` (Brooker's backoff experiment), ``gateway``, ``outage`` a
 (retry strategies against the simulator's fault model, in virtual time), ``throughput`` (per-call
 speed against peers over loopback sockets), ``first-token`` (what a first-token limit costs on
 slow-but-healthy streams), ``redis_rtt`` (what shared state on Redis costs per call),
-``real-fleet`` (real processes on one key, with and without Redis), ``failover`` (the failover
-conduct scorecard over loopback sockets).
+``real-fleet`` (real processes on one key, with and without Redis), ``fleet`` (N processes x M
+threads sharing one key: per-process protections vs shared state, in virtual time), ``failover``
+(the failover conduct scorecard over loopback sockets).
 ``python -m benchmarks SCENARIO --help`` for options.
 """
 
@@ -201,6 +202,55 @@ def _first_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fleet(args: argparse.Namespace) -> int:
+    from . import fleet
+
+    processes = args.processes or list(fleet.QUICK_PROCESSES if args.quick else fleet.PROCESSES)
+    from cometsync import Timeout
+
+    duration = (10.0 if args.quick else 60.0) if args.duration is None else args.duration
+    warmup = min(5.0, duration / 4) if args.warmup is None else args.warmup
+    if args.rtt_ms < 0:
+        raise ValueError(f"--rtt-ms must be >= 0, got {args.rtt_ms:g}")
+    if not duration > 0:
+        raise ValueError(f"--duration must be > 0 seconds, got {duration:g}")
+    if not args.latency_ms >= 0:
+        raise ValueError(f"--latency-ms must be >= 0, got {args.latency_ms:g}")
+    timeout = Timeout() if args.timeout is None else Timeout.coerce(args.timeout)
+    started = time.perf_counter()
+    rows = fleet.run(
+        processes,
+        args.threads,
+        rpm=args.rpm,
+        duration=duration,
+        rtt=args.rtt_ms / 1000,
+        warmup=warmup,
+        seed=args.seed,
+        latency_ms=args.latency_ms,
+        timeout=timeout,
+    )
+    wall = time.perf_counter() - started
+    print(
+        f"fleet: N processes x {args.threads} threads on one key limited to {args.rpm} rpm "
+        f"(simulator token bucket, its burst spent), each process RateLimit(rpm={args.rpm}) and "
+        f"default protections; {duration:g} s of calls, rates from {warmup:g} s; shared store "
+        f"round trip {args.rtt_ms:g} ms; model latency {args.latency_ms:g} ms (median); "
+        f"attempt timeout {max(timeout.connect, timeout.read):g} s; seed {args.seed}"
+    )
+    print(fleet.table(rows))
+    events = sum(r["events"] for r in rows)
+    print(f"engine: {events:,} events in {wall:.2f} s wall ({events / wall:,.0f} events/s)")
+    if args.json:
+        write_json(args.json, rows)
+    if args.plot:
+        fleet.plot(
+            rows,
+            args.plot,
+            f"{args.threads} threads per process on one key at {args.rpm} rpm, seed {args.seed}",
+        )
+    return 0
+
+
 def _real_fleet(args: argparse.Namespace) -> int:
     from . import real_fleet, redis_rtt
     from ._report import format_table
@@ -338,6 +388,21 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--rounds", type=_positive, help="interleaved rounds (default 7)")
     t.add_argument("--calls", type=_positive, help="calls per client per round (default 300)")
     t.set_defaults(run=_throughput)
+    fl = sub.add_parser("fleet", help="N processes sharing one key: per-process vs shared state")
+    _common(fl)
+    fl.add_argument("--processes", type=_int_list, help="fleet sizes (default 1,4,16,64)")
+    fl.add_argument("--threads", type=_positive, default=8, help="threads per process (default 8)")
+    fl.add_argument("--rpm", type=_positive, default=600, help="the key's limit (default 600)")
+    fl.add_argument("--duration", type=float, help="virtual seconds of calls (default 60)")
+    fl.add_argument(
+        "--rtt-ms", type=float, default=0.3, help="shared store round trip (default 0.3 ms)"
+    )
+    fl.add_argument("--warmup", type=float, help="rates measured from here (default 5 s)")
+    fl.add_argument(
+        "--latency-ms", type=float, default=800.0, help="model latency median (0: instant)"
+    )
+    fl.add_argument("--timeout", type=float, help="attempt timeout, s (default: Timeout())")
+    fl.set_defaults(run=_fleet)
     r = sub.add_parser("redis_rtt", help="what shared state on Redis costs per call (loopback)")
     _common(r)
     r.add_argument("--calls", type=_positive, help="samples per measurement (default 3000)")

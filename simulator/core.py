@@ -12,21 +12,17 @@ fresh simulator given the same seed and the same requests plans the same replies
 
 from __future__ import annotations
 
-import json
 import random
 import threading
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
-from . import embeddings, plan, replies, tools, wire
-from . import prefill as prefill_mod
+from . import plan, replies, routes
 from .admin import handle_admin
-from .auth import auth_problem, bearer, redact
+from .auth import bearer, redact
 from .journal import Journal, as_dicts, summarize
 from .ratelimit import RateLimiter
 from .replies import END_KINDS, Reply
 from .scenario import ModelSpec, Scenario, ScenarioLike, load_scenario
-from .scenario_types import Step
-from .validation import BadRequest, validate_chat
 
 __all__ = ["END_KINDS", "TAG_HEADER", "Core", "Reply", "redact"]
 
@@ -34,15 +30,14 @@ __all__ = ["END_KINDS", "TAG_HEADER", "Core", "Reply", "redact"]
 #: labels each input with it to find all of that input's attempts in the journal.
 TAG_HEADER = "x-sim-tag"
 
-_DEFAULT_COMPLETION_ESTIMATE = 256
-
 
 class Core:
     """The simulated gateway's state and decisions. Thread-safe; no clock, no I/O.
 
-    A thin coordinator: it routes a request, asks :mod:`~simulator.auth`,
-    :mod:`~simulator.validation`, the :mod:`~simulator.ratelimit`, the :mod:`~simulator.plan`
-    and :mod:`~simulator.replies` in turn, and writes the :mod:`~simulator.journal`.
+    A thin coordinator: :mod:`~simulator.routes` answers or accepts a request (auth, checks,
+    the route's own work), then the :mod:`~simulator.ratelimit`, the :mod:`~simulator.plan`
+    and :mod:`~simulator.replies` decide an accepted one; every reply goes to the
+    :mod:`~simulator.journal`.
 
     Args:
         scenario: a Scenario, a dict, a preset name, a file path, or None (``healthy``).
@@ -204,43 +199,27 @@ class Core:
             self._elapsed(now)
             self._seq += 1
             seq = self._seq
-        if length > self._scenario.max_body_bytes:
-            limit = self._scenario.max_body_bytes
-            reply = self._error(413, seq, f"request body is {length} bytes, limit {limit}")
-            return self._record(reply, seq, now, key, None, route, False, "invalid")
-        if route == "/api/models":
-            if method != "GET":
-                return self._method(seq, now, key, route, "GET")
-            return self._record(
-                replies.catalog(self.seed, self._scenario, query, seq),
-                seq,
-                now,
-                key,
-                None,
-                route,
-                False,
-                "ok",
-            )
-        if not route.startswith("/v1/"):
-            return self._unknown_url(seq, now, key, method, route)
-        problem = auth_problem(key, self._api_key)
-        if problem is not None:
-            return self._record(
-                self._error(401, seq, problem), seq, now, key, None, route, False, "auth"
-            )
-        if route == "/v1/chat/completions":
-            if method != "POST":
-                return self._method(seq, now, key, route, "POST")
-            return self._chat(seq, now, key, route, body, request)
-        if route == "/v1/embeddings":
-            if method != "POST":
-                return self._method(seq, now, key, route, "POST")
-            return self._embeddings(seq, now, key, route, body, request)
-        if route == "/v1/models" or route.startswith("/v1/models/"):
-            if method != "GET":
-                return self._method(seq, now, key, route, "GET")
-            return self._models_route(seq, now, key, route)
-        return self._unknown_url(seq, now, key, method, route)
+        outcome = routes.route(
+            method,
+            route,
+            query,
+            body,
+            request,
+            length,
+            key,
+            self._api_key,
+            self._scenario,
+            self._models,
+            self.seed,
+            seq,
+        )
+        with self._lock:
+            if isinstance(outcome, routes.Answer):
+                reply, model, stream = outcome.reply, outcome.model, outcome.stream
+                cause, prefill = outcome.cause, outcome.prefill
+                self._journal_locked(reply, seq, now, key, model, route, stream, cause, prefill)
+                return reply
+            return self._plan_locked(seq, now, key or "", route, outcome)
 
     def finish(self, reply: Reply, now: float, *, delivered: bool = True) -> None:
         """End a reply's time in flight; ``delivered=False`` marks it unanswered in the journal.
@@ -262,46 +241,6 @@ class Core:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _error(
-        self,
-        status: int,
-        seq: int,
-        message: Optional[str] = None,
-        *,
-        code: Optional[str] = None,
-        param: Optional[str] = None,
-        cause: str = "invalid",
-    ) -> Reply:
-        return replies.error(self.seed, status, seq, message, code=code, param=param, cause=cause)
-
-    def _unknown_url(
-        self, seq: int, now: float, key: Optional[str], method: str, route: str
-    ) -> Reply:
-        reply = replies.unknown_url(self.seed, seq, method, route)
-        return self._record(reply, seq, now, key, None, route, False, "not_found")
-
-    def _method(self, seq: int, now: float, key: Optional[str], route: str, allowed: str) -> Reply:
-        reply = self._error(405, seq, f"method not allowed on {route}", code="method_not_allowed")
-        reply.headers["allow"] = allowed
-        return self._record(reply, seq, now, key, None, route, False, "invalid")
-
-    def _record(
-        self,
-        reply: Reply,
-        seq: int,
-        now: float,
-        key: Optional[str],
-        model: Optional[str],
-        route: str,
-        stream: bool,
-        cause: str,
-        prefill: bool = False,
-    ) -> Reply:
-        """Journal a reply (under the lock for the caller's convenience) and return it."""
-        with self._lock:
-            self._journal_locked(reply, seq, now, key, model, route, stream, cause, prefill)
-        return reply
-
     def _journal_locked(
         self,
         reply: Reply,
@@ -316,117 +255,14 @@ class Core:
     ) -> None:
         self._journal.record(reply, seq, now - self._t0, key, model, route, stream, cause, prefill)
 
-    def _models_route(self, seq: int, now: float, key: Optional[str], route: str) -> Reply:
-        reply, model = replies.models(self.seed, self._scenario, route, seq)
-        cause = "ok" if reply.status == 200 else "not_found"
-        return self._record(reply, seq, now, key, model, route, False, cause)
-
-    def _decode(
-        self, seq: int, now: float, key: Optional[str], route: str, body: bytes, request: Any
-    ) -> Tuple[Any, Optional[Reply]]:
-        """The decoded JSON body, or the journaled 400 for a body that is not JSON."""
-        if request is not None:
-            return request, None
-        try:
-            return json.loads(body), None
-        except (ValueError, RecursionError) as exc:
-            reply = self._error(400, seq, f"request body is not valid JSON: {exc}"[:300])
-            reply.payload["error"]["code"] = "invalid_json"
-            return None, self._record(reply, seq, now, key, None, route, False, "invalid")
-
-    def _unknown_model(
-        self, seq: int, now: float, key: Optional[str], route: str, model: str, stream: bool
-    ) -> Reply:
-        reply = self._error(
-            404,
-            seq,
-            f"The model `{model[:100]}` does not exist or you do not have access to it",
-            code="model_not_found",
-            param="model",
-        )
-        return self._record(reply, seq, now, key, model[:100], route, stream, "not_found")
-
-    def _embeddings(
-        self, seq: int, now: float, key: Optional[str], route: str, body: bytes, request: Any
-    ) -> Reply:
-        request, refused = self._decode(seq, now, key, route, body, request)
-        if refused is not None:
-            return refused
-        try:
-            planned = embeddings.prepare(request, self._models, self.seed)
-        except embeddings.EmbeddingRequestError as exc:
-            reply = self._error(exc.status, seq, str(exc)[:300], code=exc.code, param=exc.param)
-            cause = "not_found" if exc.status == 404 else "invalid"
-            return self._record(reply, seq, now, key, exc.model, route, False, cause)
-
-        def build(step: Optional[Step]) -> Reply:
-            return replies.answer(self.seed, self._scenario.hang_s, seq, step, planned.payload)
-
-        spec = self._models[planned.model]
-        with self._lock:
-            return self._plan_locked(seq, now, key or "", route, spec, False, planned.tokens, build)
-
-    def _chat(
-        self, seq: int, now: float, key: Optional[str], route: str, body: bytes, request: Any
-    ) -> Reply:
-        request, refused = self._decode(seq, now, key, route, body, request)
-        if refused is not None:
-            return refused
-        try:
-            model, messages, stream, include_usage, max_tokens = validate_chat(request)
-        except BadRequest as exc:
-            reply = self._error(400, seq, str(exc)[:300], param=exc.param)
-            return self._record(reply, seq, now, key, None, route, False, "invalid")
-        spec = self._models.get(model)
-        if spec is None:
-            return self._unknown_model(seq, now, key, route, model, stream)
-        prompt_tokens = wire.estimate_prompt_tokens(messages)
-        prefill = messages[-1].get("role") == "assistant"
-        refusal = prefill_mod.refusal(self.seed, spec, seq, prompt_tokens, prefill)
-        if refusal is not None:
-            return self._record(refusal, seq, now, key, model, route, stream, "invalid", prefill)
-        cost = prompt_tokens + (max_tokens or _DEFAULT_COMPLETION_ESTIMATE)
-        if prefill:
-            texts, finish_reason = prefill_mod.continuation(self.seed, model, messages, max_tokens)
-        else:
-            words, finish_reason = wire.generate_words(self.seed, model, messages, max_tokens)
-            texts = wire.pieces(words)
-        call = tools.tool_call(request, self.seed, seq)
-
-        def build(step: Optional[Step]) -> Reply:
-            return replies.build(
-                self.seed,
-                self._scenario.hang_s,
-                seq,
-                spec,
-                step,
-                stream,
-                include_usage,
-                prompt_tokens,
-                texts,
-                finish_reason,
-                call,
-            )
-
-        with self._lock:
-            return self._plan_locked(seq, now, key or "", route, spec, stream, cost, build, prefill)
-
     def _plan_locked(
-        self,
-        seq: int,
-        now: float,
-        key: str,
-        route: str,
-        spec: ModelSpec,
-        stream: bool,
-        cost: int,
-        build: Callable[[Optional[Step]], Reply],
-        prefill: bool = False,
+        self, seq: int, now: float, key: str, route: str, accepted: routes.Accepted
     ) -> Reply:
         """The decisions, in a fixed order: limiter, script, outage, load, faults, latency."""
+        spec, stream, prefill = accepted.spec, accepted.stream, accepted.prefill
         limits = self._scenario.rate_limits
         rl_headers: Dict[str, str] = {}
-        limited = self._limiter.admit(limits, key, now, cost, rl_headers)
+        limited = self._limiter.admit(limits, key, now, accepted.cost, rl_headers)
         if limited is not None:
             wait, which = limited
             reply = replies.rate_limited(self.seed, seq, wait, which, rl_headers)
@@ -441,7 +277,7 @@ class Core:
         )
         if decided.cause == "script":
             self._script_pos[spec.id] += 1
-        reply = build(decided.step)
+        reply = accepted.build(decided.step)
         reply.headers.update(rl_headers)
         reply.latency = decided.latency
         if reply.chunks is not None and reply.status == 200:

@@ -47,9 +47,9 @@ def redis_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def patient_url(redis_url: str) -> str:
-    """The server's URL with 2 s socket timeouts (URL options win over cometsync's 50 ms), for
+    """The server's URL with 5 s socket timeouts (URL options win over cometsync's 50 ms), for
     tests about sharing that must not fall back to local state on a loaded machine."""
-    return redis_url + "?socket_timeout=2&socket_connect_timeout=2"
+    return redis_url + "?socket_timeout=5&socket_connect_timeout=5"
 
 
 @pytest.fixture
