@@ -259,7 +259,12 @@ def _real_fleet(args: argparse.Namespace) -> int:
 
     def go(url: str) -> List[Dict[str, Any]]:
         return real_fleet.measure(
-            url, processes=args.processes, threads=args.threads, rpm=args.rpm, seconds=seconds
+            url,
+            processes=args.processes,
+            threads=args.threads,
+            rpm=args.rpm,
+            seconds=seconds,
+            timeout=args.timeout,
         )
 
     if args.url:
@@ -269,14 +274,23 @@ def _real_fleet(args: argparse.Namespace) -> int:
             rows = go(url + "?socket_timeout=1")
     print(
         f"real fleet: {args.processes} processes x {args.threads} threads, one key limited to "
-        f"{args.rpm} rpm by the simulator (burst spent first), {seconds:g} s per run"
+        f"{args.rpm} rpm by the simulator (burst spent first), {seconds:g} s per run, "
+        f"timeout {args.timeout:g} s"
     )
     headers = ["fleet", "requests", "429s", "steady rpm", "calls ok", "calls failed"]
+    headers += ["ok per process", "slowest call s"]
     keys = ["fleet", "requests", "rate_limited", "steady_rpm", "calls_ok", "calls_failed"]
-    print(format_table(headers, [[r[k] for k in keys] for r in rows]))
+    keys += ["ok_per_process", "slowest_call_s"]
+    table = [[r[k] if k != "ok_per_process" else _spread(r[k]) for k in keys] for r in rows]
+    print(format_table(headers, table))
     if args.json:
         write_json(args.json, rows)
     return 0
+
+
+def _spread(values: List[int]) -> str:
+    """Per-process counts as ``min-max``, how evenly the fleet shared the limit."""
+    return f"{min(values)}-{max(values)}" if values else "-"
 
 
 def _headline(rows: List[Dict[str, Any]]) -> None:
@@ -371,6 +385,9 @@ def _parser() -> argparse.ArgumentParser:
     rf.add_argument("--threads", type=_positive, default=8, help="threads each (default 8)")
     rf.add_argument("--rpm", type=_positive, default=600, help="the key's limit (default 600)")
     rf.add_argument("--seconds", type=float, default=6.0, help="seconds per run (default 6)")
+    rf.add_argument(
+        "--timeout", type=float, default=30.0, help="each client's timeout, s (default 30)"
+    )
     rf.add_argument("--url", help="an existing Redis (default: start redis-server on a free port)")
     rf.set_defaults(run=_real_fleet)
     return parser

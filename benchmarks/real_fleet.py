@@ -48,11 +48,17 @@ def drain(sim: Simulator, rpm: int, leave: int) -> None:
 
 
 def run_fleet(
-    sim: Simulator, redis_url: Optional[str], seconds: float, processes: int, threads: int, rpm: int
+    sim: Simulator,
+    redis_url: Optional[str],
+    seconds: float,
+    processes: int,
+    threads: int,
+    rpm: int,
+    timeout: float = 30.0,
 ) -> List[Dict[str, Any]]:
     """Start the processes together once each is set up; returns each one's counts."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = [sim.base_url, redis_url or "-", str(threads), str(rpm)]
+    args = [sim.base_url, redis_url or "-", str(threads), str(rpm), repr(timeout)]
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "benchmarks.real_fleet_worker", *args],
@@ -95,13 +101,21 @@ def summarize(sim: Simulator, since: int, counts: List[Dict[str, Any]]) -> Dict[
         "steady_span_s": round(span, 2),
         "calls_ok": sum(c["ok"] for c in counts),
         "calls_failed": sum(c["failed"] for c in counts),
+        "ok_per_process": [c["ok"] for c in counts],
+        "slowest_call_s": round(max(c.get("slowest_s", 0.0) for c in counts), 2),
         "errors": [c.get("errors", {}) for c in counts],
         "redis_reachable": all(c.get("store", {}).get("reachable", True) for c in counts),
     }
 
 
 def measure(
-    redis_url: str, *, processes: int, threads: int, rpm: int, seconds: float
+    redis_url: str,
+    *,
+    processes: int,
+    threads: int,
+    rpm: int,
+    seconds: float,
+    timeout: float = 30.0,
 ) -> List[Dict[str, Any]]:
     """One run sharing ``redis_url``, one with per-process protections only; a row each."""
     rows = []
@@ -110,6 +124,6 @@ def measure(
             sim.reset()
             drain(sim, rpm, leave=max(2, rpm // 30))
             since = sim.journal()[-1]["seq"]
-            counts = run_fleet(sim, target, seconds, processes, threads, rpm)
+            counts = run_fleet(sim, target, seconds, processes, threads, rpm, timeout)
             rows.append({"fleet": label, "limit_rpm": rpm, **summarize(sim, since, counts)})
     return rows

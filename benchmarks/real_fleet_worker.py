@@ -1,10 +1,10 @@
 """One process of a real fleet: ``threads`` threads call the simulator between two wall times.
 
 Run by ``benchmarks.real_fleet`` as ``python -m benchmarks.real_fleet_worker BASE_URL
-REDIS_URL|- THREADS RPM``:
+REDIS_URL|- THREADS RPM [TIMEOUT]``:
 prints ``ready`` once set up, reads ``START STOP`` (wall times) from stdin, then prints one
-JSON line: calls that succeeded and failed by ``STOP`` (calls still queued for the rate
-limit then are abandoned: the process exits).
+JSON line: calls that succeeded and failed by ``STOP`` and the longest call that ended by
+then (calls still queued for the rate limit then are abandoned: the process exits).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import cometsync
 def main() -> None:
     """Wait for the common start, call until the common stop, report counts."""
     base_url, redis_url, threads, rpm = sys.argv[1:5]
+    timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 30.0
     shared = None
     if redis_url != "-":
         import redis
@@ -35,14 +36,15 @@ def main() -> None:
         max_workers=int(threads),
         rate_limit=cometsync.RateLimit(rpm=float(rpm)),
         shared_state=shared,
-        timeout=30.0,  # a thread may queue for its turn at 10 requests/s behind 31 others
+        timeout=timeout,  # default 30 s: a thread may queue for its turn behind 31 others
     )
-    counts: Dict[str, Any] = {"ok": 0, "failed": 0}
+    counts: Dict[str, Any] = {"ok": 0, "failed": 0, "slowest_s": 0.0}
     lock = threading.Lock()
     errors: Dict[str, int] = {}
 
     def run() -> None:
         while time.time() < float(stop_at):
+            began = time.time()
             try:
                 client.chat.completions.create(
                     model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5
@@ -55,6 +57,7 @@ def main() -> None:
             with lock:
                 if time.time() < float(stop_at):
                     counts[outcome] += 1
+                    counts["slowest_s"] = max(counts["slowest_s"], time.time() - began)
 
     print("ready", flush=True)
     start_at, stop_at = sys.stdin.readline().split()

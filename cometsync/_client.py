@@ -31,6 +31,7 @@ from ._clock import SYSTEM_CLOCK, Clock
 from ._config import OnAttempt, _make_options, _Shared, _with_max_retries
 from ._errors import APIError, APITimeoutError, ConfigError, PoolTimeoutError
 from ._flow import CallSpec, Deliver, Send, Sleep, call_flow
+from ._http_info import ErrorRequest
 from ._metrics import log_attempt
 from ._policy import RetryPolicy
 from ._pricing import CostEstimate, Priced
@@ -478,7 +479,10 @@ class Client:
                 response = self._shared.transport.send(request, timeout.until_first_token())
                 response = self._redactor.response(response)
                 # Read a stream up to its first chunk here, so failures before it are retried.
-                return open_stream(response, action.model, budget, self._redactor)
+                opened = open_stream(response, action.model, budget, self._redactor)
+                if isinstance(opened, APIError):
+                    opened.request = ErrorRequest(request.method, request.url)
+                return opened
         except APITimeoutError as error:
             if sent and tokens:
                 self._shared.guards.settle(action.model, tokens, 0)
@@ -486,11 +490,15 @@ class Client:
             late = budget is not None and clock.monotonic() >= budget.due - _SLACK
             if budget is not None and late and not isinstance(error, PoolTimeoutError):
                 error = APITimeoutError(f"no first token within {budget.seconds:g}s ({error})")
+            if sent:
+                error.request = ErrorRequest(request.method, request.url)
             self._redactor.error(error)
             return error
         except APIError as error:
             if sent and tokens:
                 self._shared.guards.settle(action.model, tokens, 0)
+            if sent:
+                error.request = ErrorRequest(request.method, request.url)
             self._redactor.error(error)
             return error
 

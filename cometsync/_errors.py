@@ -14,7 +14,7 @@
         ├── APIResponseValidationError a 2xx whose body is not the JSON it should be
         ├── APIStreamError             a stream that failed after its first chunk was delivered
         ├── ModelCooldownError         every model of the chain is cooling down; nothing was sent
-        └── APIStatusError             an HTTP error status (.status_code .code .request_id .body)
+        └── APIStatusError             an HTTP error status (.status_code .body .code .response)
             ├── BadRequestError            400
             ├── AuthenticationError        401
             ├── PermissionDeniedError      403
@@ -33,6 +33,7 @@ import re
 from typing import Any, Dict, Mapping, Optional, Tuple, Type
 
 from ._attempt import Attempt
+from ._http_info import ErrorRequest, ErrorResponse
 
 __all__ = [
     "APIConnectionError",
@@ -81,7 +82,11 @@ class APIError(CometError):
     Attributes:
         attempts: every attempt of the call, across retries and models, oldest first.
         model: the model of the attempt that produced this error, if any.
+        request: the method and URL of that attempt's request (``.method``, ``.url``; never
+            its headers), or None when nothing was sent (a slot or deadline ran out first).
     """
+
+    request: Optional[ErrorRequest] = None
 
     def __init__(self, message: str, *, model: Optional[str] = None) -> None:
         super().__init__(message)
@@ -131,14 +136,46 @@ class ModelCooldownError(APIError):
 class APIStatusError(APIError):
     """The gateway answered with an error status.
 
+    As in openai-python, ``body`` is the ``error`` object of the JSON body when it has one.
+
     Attributes:
         status_code: the HTTP status.
-        code: the error code from the body (``error.code``), if any.
+        body: the JSON body's ``"error"`` value (``{"message", "type", "param", "code"}``)
+            when there is one, else the whole decoded body, or the text when it is not JSON.
+        code: ``body["code"]`` (``body["type"]`` when the code is missing), if any.
+        type: ``body["type"]``, if any.
+        param: ``body["param"]``, if any.
         request_id: from ``x-request-id`` or the message text, if any.
-        body: the decoded JSON body, or the text when it is not JSON.
+        response: the HTTP response (``.status_code``, case-insensitive ``.headers``,
+            ``.text``, ``.json()``, ``.request.method``/``.url``), or None when built by hand.
         headers: the response headers, looked up by lower-case name (kept as received:
             requests' case-insensitive dict, or a simulator's lower-case dict).
     """
+
+    response: Optional[ErrorResponse] = None
+
+    # Read from the body when asked: one error is built per failed attempt (see __init__).
+    @property
+    def type(self) -> Optional[str]:
+        """``body["type"]``, if any."""
+        return _opt_str(self.body.get("type")) if isinstance(self.body, dict) else None
+
+    @property
+    def param(self) -> Optional[str]:
+        """``body["param"]``, if any."""
+        return _opt_str(self.body.get("param")) if isinstance(self.body, dict) else None
+
+    @property  # type: ignore[override]
+    def request(self) -> Optional[ErrorRequest]:
+        """The response's request (method and URL), unless one was set."""
+        own: Optional[ErrorRequest] = self.__dict__.get("_request")
+        if own is None and self.response is not None:
+            return self.response.request
+        return own
+
+    @request.setter
+    def request(self, value: Optional[ErrorRequest]) -> None:
+        self.__dict__["_request"] = value
 
     def __init__(
         self,
@@ -150,6 +187,7 @@ class APIStatusError(APIError):
         body: Any = None,
         headers: Optional[Mapping[str, str]] = None,
         model: Optional[str] = None,
+        response: Optional[ErrorResponse] = None,
     ) -> None:
         # Set directly rather than through super().__init__: one error is built per failed
         # attempt, and the virtual-time engine runs millions of them.
@@ -162,6 +200,8 @@ class APIStatusError(APIError):
         self.request_id = request_id
         self.body = body
         self.headers: Mapping[str, str] = headers if headers is not None else {}
+        if response is not None:
+            self.response = response
 
 
 class BadRequestError(APIStatusError):
@@ -208,6 +248,11 @@ _BY_STATUS: Dict[int, Type[APIStatusError]] = {
     429: RateLimitError,
 }
 
+
+def _opt_str(value: Any) -> Optional[str]:
+    return None if value is None else str(value)
+
+
 _REQUEST_ID_IN_TEXT = re.compile(r"request id:?\s*([A-Za-z0-9_\-]+)", re.IGNORECASE)
 
 
@@ -219,16 +264,19 @@ def status_error(
     model: Optional[str],
     hint: str = "",
     retry_after: Optional[float] = None,
+    response: Optional[ErrorResponse] = None,
 ) -> APIStatusError:
     """Build the error of the right class for an HTTP error status.
 
     Args:
         status: the HTTP status.
         headers: response headers, looked up by lower-case name.
-        body: the decoded JSON body, or the raw text when it is not JSON.
+        body: the decoded JSON body, or the raw text when it is not JSON (the error's
+            ``.body`` is its ``"error"`` value when it has one, as in openai-python).
         model: the model the attempt was for.
         hint: extra advice appended to the message (e.g. about base_url).
         retry_after: the parsed server wait, stored on RateLimitError.
+        response: the response, kept as the error's ``.response``.
     """
     err = body.get("error") if isinstance(body, dict) else None
     code: Optional[str] = None
@@ -257,9 +305,10 @@ def status_error(
         status_code=status,
         code=code,
         request_id=request_id,
-        body=body,
+        body=body.get("error", body) if isinstance(body, dict) else body,
         headers=headers,
         model=model,
+        response=response,
     )
     if isinstance(error, RateLimitError):
         error.retry_after = retry_after

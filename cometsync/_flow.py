@@ -49,6 +49,7 @@ from ._policy import (
 from ._recovery import (
     Deliver,
     StreamBreak,
+    break_step,
     break_verdict,
     broken_record,
     prefill_refused_step,
@@ -250,7 +251,7 @@ def call_flow(
             done_at = clock.monotonic()
             if outcome is None:
                 raise TypeError("the driver answered a Send with None")
-            verdict = classify(outcome, policy, model=model, now=clock.time())  # type: ignore[arg-type]
+            verdict = classify(outcome, policy, model=model, now=clock.time(), method=spec.method)  # type: ignore[arg-type]
             result: Any = None
             if verdict.ok:
                 try:
@@ -326,6 +327,7 @@ def call_flow(
                     has_next,
                 )
                 step, rewait = guard_retry(step, verdict, model, has_next, done_at)
+                step = break_step(step, brk)
                 record(
                     broken_record(history[-1], brk, step, done_at - sent_at, scrub), replace=True
                 )

@@ -22,9 +22,11 @@ from ._errors import (
     PoolTimeoutError,
     status_error,
 )
+from ._http_info import ErrorResponse
 
 __all__ = [
     "BASE_URL_HINT",
+    "NO_RESPONSE",
     "Classification",
     "RateLimitInfo",
     "ResponseLike",
@@ -231,6 +233,7 @@ def classify(
     *,
     model: Optional[str],
     now: float,
+    method: str = "POST",
 ) -> Classification:
     """Classify one attempt's outcome (a response, or a transport error).
 
@@ -239,6 +242,7 @@ def classify(
         policy: the retry policy in force.
         model: the model the attempt was for (named in error messages).
         now: wall-clock seconds since the epoch, to resolve Retry-After dates.
+        method: the request's method, kept on a status error's ``.response.request``.
     """
     if isinstance(outcome, APIError):
         connection = isinstance(outcome, APIConnectionError)
@@ -294,7 +298,10 @@ def classify(
                 retry = should == "true" and not (fallback and status == 400)
     if status >= 500 and not json_error and not isinstance(body, dict) and _looks_html(body):
         hint = hint or "an HTML error page, likely from a proxy in front of the gateway"
-    error = status_error(status, headers, body, model=model, hint=hint, retry_after=retry_after)
+    response = ErrorResponse(status, headers, outcome.content, body, method, outcome.url)
+    error = status_error(
+        status, headers, body, model=model, hint=hint, retry_after=retry_after, response=response
+    )
     # Positional: this runs once per failed attempt, millions of times in a benchmark sweep.
     return Classification(
         False,
@@ -350,6 +357,10 @@ def invalid_body(model: Optional[str], status: int, problem: str) -> APIResponse
     )
 
 
+#: The reason of a fail-over after a timeout with no response.
+NO_RESPONSE = "timed out with no response: the next model at once"
+
+
 def decide(
     verdict: Classification,
     attempt: int,
@@ -372,7 +383,7 @@ def decide(
         return Step("success")
     move_on = "fallback" if verdict.fallback and has_next_model else "raise"
     if verdict.fail_over and move_on == "fallback":
-        return Step(move_on, reason="timed out with no response: the next model at once")
+        return Step(move_on, reason=NO_RESPONSE)
     if not verdict.retry:
         reason = "not retryable" if not verdict.fallback else "not retryable on this model"
         return Step(move_on, reason=reason)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any, Dict, Generic, Iterator, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Generic, Optional, Sequence, Tuple, TypeVar
 
 from ._attempt import Attempt
 from ._flow import CallSpec
+from ._http_info import Headers
 from ._policy import ResponseLike
 from ._transport import HTTPRequest
 
@@ -20,30 +21,6 @@ __all__ = ["Headers", "RawResponse", "raw_spec"]
 
 R = TypeVar("R")
 T = TypeVar("T")
-
-
-class Headers(Mapping[str, str]):
-    """Response headers; names are looked up case-insensitively, as httpx's are."""
-
-    def __init__(self, headers: Mapping[str, str]) -> None:
-        self._items: Dict[str, Tuple[str, str]] = {
-            str(k).lower(): (str(k), str(v)) for k, v in headers.items()
-        }
-
-    def __getitem__(self, key: str) -> str:
-        return self._items[key.lower()][1]
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._items
-
-    def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self._items.values())
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"Headers({dict(self.items())!r})"
 
 
 class RawResponse(Generic[R]):

@@ -29,12 +29,13 @@ from typing import (
 
 from ._attempt import Attempt
 from ._errors import APIError, APIStreamError
-from ._policy import Classification, ResponseLike, RetryPolicy, Step, classify
+from ._policy import NO_RESPONSE, Classification, ResponseLike, RetryPolicy, Step, classify
 
 __all__ = [
     "Deliver",
     "FlowHandle",
     "StreamBreak",
+    "break_step",
     "break_verdict",
     "broken_record",
     "continuation_body",
@@ -71,12 +72,14 @@ class StreamBreak(NamedTuple):
             choices, no text yet).
         restart: whether asking again from scratch (without the prefill) is allowed: the
             reader was shown nothing yet, or it opted in to restarts.
+        chunks: how many chunks had arrived before the break.
     """
 
     error: APIStreamError
     cause: Union[APIError, ResponseLike, None]
     continuation: Optional[Mapping[str, Any]]
     restart: bool
+    chunks: int = 0
 
 
 logger = logging.getLogger("cometsync")
@@ -177,6 +180,16 @@ def break_verdict(
     if brk.cause is None:
         return Classification(ok=False, retry=True, fallback=True, error=brk.error)
     return classify(brk.cause, policy, model=model, now=now)._replace(error=brk.error)
+
+
+def break_step(step: Step, brk: StreamBreak) -> Step:
+    """``step`` with a reason that says chunks had arrived: a stall is not "no response"."""
+    if step.reason != NO_RESPONSE:  # only a timeout fails over at once
+        return step
+    return step._replace(
+        reason=f"stream stalled after {brk.chunks} chunks (read timed out mid-stream): "
+        "the next model at once"
+    )
 
 
 _REFUSAL = re.compile(

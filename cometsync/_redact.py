@@ -22,6 +22,7 @@ import string
 from typing import Any, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from ._decode import loads
+from ._http_info import ErrorRequest, ErrorResponse
 from ._policy import ResponseLike
 
 __all__ = ["FRAGMENT", "REDACTED", "Redactor"]
@@ -193,7 +194,7 @@ class Redactor:
             return
         if error.args:
             error.args = tuple(self.text(a) if isinstance(a, str) else a for a in error.args)
-        for name in ("message", "request_id", "partial", "code"):
+        for name in ("message", "request_id", "partial", "code"):  # type, param: from body
             value = getattr(error, name, None)
             if isinstance(value, str):
                 setattr(error, name, self.text(value))
@@ -202,6 +203,12 @@ class Redactor:
         headers = getattr(error, "headers", None)
         if isinstance(headers, Mapping):
             error.headers = self.headers(headers)  # type: ignore[attr-defined]
+        response = getattr(error, "response", None)
+        if isinstance(response, ErrorResponse):
+            error.response = response.scrubbed(self.text, self.json)  # type: ignore[attr-defined]
+        request = getattr(error, "request", None)
+        if isinstance(request, ErrorRequest) and not self.clean(request.url):
+            error.request = ErrorRequest(request.method, self.text(request.url))  # type: ignore[attr-defined]
 
 
 def _spans(low: Union[str, bytes], frags: Tuple[Any, ...], size: int) -> List[Tuple[int, int]]:

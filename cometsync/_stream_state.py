@@ -189,7 +189,7 @@ class State:
         restart = bool(self.on_restart) or not self.shown
         if continuation is None and not restart:
             return None
-        return StreamBreak(self._error(problem), cause, continuation, restart)
+        return StreamBreak(self._error(problem), cause, continuation, restart, self.acc.count)
 
     def _recover(
         self, brk: StreamBreak, cause: Optional[BaseException]

@@ -199,6 +199,8 @@ class ScriptedTransport:
             self._clock.advance(self._latency)
         if isinstance(step, BaseException):
             raise step
+        if not getattr(step, "url", "x"):  # as a real transport, say which URL answered
+            step.url = request.url
         return step
 
     @property

@@ -17,9 +17,19 @@ from typing import Any, Dict, Iterator, Optional
 from .._errors import ConfigError
 from .._policy import Classification
 
-__all__ = ["NO_GUARDS", "Guards", "logger", "positive"]
+__all__ = ["EVERY_MODEL", "NO_GUARDS", "NO_MODEL", "Guards", "logger", "positive", "stats_key"]
 
 logger = logging.getLogger("cometsync")
+
+#: The ``stats()`` key of a limit for every model not named (``rate_limit=RateLimit(...)``).
+EVERY_MODEL = "*"
+#: The ``stats()`` key of calls that name no model (``models.list()``, the catalog).
+NO_MODEL = "(no model)"
+
+
+def stats_key(model: Optional[str]) -> str:
+    """How ``stats()`` names a model: never the string ``"None"``."""
+    return NO_MODEL if model is None else model
 
 
 class Guards:

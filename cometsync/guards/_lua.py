@@ -80,6 +80,7 @@ local probe_timeout, probe_poll = tonumber(ARGV[6]), tonumber(ARGV[7])
 local skip_after, ttl = tonumber(ARGV[8]), tonumber(ARGV[9])
 local settle, count_call = tonumber(ARGV[10]), tonumber(ARGV[11])
 local ratio, floor, window = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
+local ahead = tonumber(ARGV[15] or '0')
 if count_call ~= 0 then budget_op(KEYS[2], now, 0, ratio, floor, window) end
 local t_limit = limit(tpm, s.ltpm or 0)
 local dirty = {}
@@ -92,12 +93,18 @@ local function answer(verdict, value)
   return {verdict, fmt(value)}
 end
 if mode == 3 then
-  if s.open == nil then return answer('go', 0) end
+  if s.open == nil then
+    if now < (s.hold or 0) then return answer('hold', s.hold - now) end
+    return answer('go', 0)
+  end
   if now < s.open then return answer('cooldown', s.open - now) end
   return answer('half-open', 0)
 end
 local hold = s.hold or 0
 local probed = false
+if mode == 1 and ahead > 0 and s.open ~= nil and now < s.open then
+  return answer('cooldown', s.open - now)
+end
 if mode ~= 1 then
   local opened = s.open
   if opened ~= nil and now < opened then return answer('cooldown', opened - now) end
@@ -135,7 +142,8 @@ if tokens > 0 and t_limit > 0 then
   new_tt = math.max(s.tt or now, now) + cost
   wait = math.max(wait, new_tt - math.max(1.0, cost) - now)
 end
-if wait > 1e-6 then return later('rate', wait) end
+local queued = mode == 1 and wait > 1e-6 and wait <= ahead
+if wait > 1e-6 and not queued then return later('rate', wait) end
 if new_rt ~= nil then
   s.rt = new_rt
   dirty[#dirty + 1] = 'rt'
@@ -144,6 +152,7 @@ if new_tt ~= nil then
   s.tt = new_tt
   dirty[#dirty + 1] = 'tt'
 end
+if queued then return answer('queued', wait) end
 if probed then return answer('probe', 0) end
 return answer('go', 0)
 """

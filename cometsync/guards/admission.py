@@ -71,12 +71,15 @@ def admit_argv(
     ratio: float = 0.0,
     floor: float = 0.0,
     window: float = 10.0,
+    ahead: float = 0.0,
 ) -> List[float]:
     """ARGV of the admission script (0 stands for "no limit").
 
     ``settle`` tokens (negative: a refund) correct earlier reservations first; with
     ``count_call`` the call is also counted in the retry budget (``ratio``, ``floor``,
     ``window``), so a call's start, its first admission and its settlements cost one trip.
+    ``ahead`` (SEND only) is how long the caller may wait for its turn: a turn due within it
+    is reserved now (``"queued"``), which is what keeps the callers of a fleet in line.
     """
     return [
         now,
@@ -93,6 +96,7 @@ def admit_argv(
         ratio,
         floor,
         window,
+        ahead,
     ]
 
 
@@ -119,10 +123,19 @@ def admit(
     and reserves ``tokens``; ``"hold"``/``"rate"`` reserve nothing. ALL runs GATE, then
     SEND's checks: ``"go"``/``"probe"`` are admitted and reserved, ``"wait"``/``"probe-wait"``
     are admitted but must wait that long and pace with SEND before sending. PEEK answers
-    ``"go"``, ``"cooldown"`` or ``"half-open"`` (a probe is one attempt: no retry).
+    ``"go"``, ``"cooldown"`` or ``"half-open"`` (a probe is one attempt: no retry), or
+    ``"hold"`` while the server's hold lasts.
+
+    Scheduling ahead (SEND with ``ahead`` > 0): while the breaker cools down SEND refuses
+    (``"cooldown"``, nothing reserved); when the rates let the request go in ``wait`` seconds
+    and ``wait`` <= ``ahead``, both buckets are charged now as if it went and the answer is
+    ``("queued", wait)``: the caller sleeps that long and sends without asking again, and
+    whoever asks next queues behind it (first come, first served across processes). A wait
+    beyond ``ahead``, or a hold, reserves nothing.
     """
     now, mode, rpm, tpm, tokens, probe_timeout, probe_poll, skip_after = argv[:8]
     settle, count_call, ratio, floor, window = argv[9:14]
+    ahead = argv[14] if len(argv) > 14 else 0.0
     if count_call and budget_state is not None:
         budget(budget_state, budget_argv(now, False, ratio, floor, window))
     t_limit = _limit(tpm, state.get("ltpm", 0.0))
@@ -131,10 +144,15 @@ def admit(
     if mode == PEEK:
         opened = state.get("open")
         if opened is None:
-            return "go", 0.0
+            hold = state.get("hold", 0.0)
+            return ("hold", hold - now) if now < hold else ("go", 0.0)
         return ("cooldown", opened - now) if now < opened else ("half-open", 0.0)
     hold = state.get("hold", 0.0)
     probed = False
+    if mode == SEND and ahead > 0:
+        opened = state.get("open")
+        if opened is not None and now < opened:
+            return "cooldown", opened - now
     if mode != SEND:
         opened = state.get("open")
         if opened is not None and now < opened:
@@ -165,7 +183,8 @@ def admit(
         cost = tokens * 60.0 / t_limit
         new_tt = max(state.get("tt", now), now) + cost
         wait = max(wait, new_tt - max(1.0, cost) - now)
-    if wait > EPSILON:
+    queued = mode == SEND and EPSILON < wait <= ahead
+    if wait > EPSILON and not queued:
         if mode == SEND:
             return "rate", wait
         return ("probe-wait" if probed else "wait"), wait
@@ -173,6 +192,8 @@ def admit(
         state["rt"] = new_rt
     if new_tt is not None:
         state["tt"] = new_tt
+    if queued:
+        return "queued", wait
     return ("probe" if probed else "go"), 0.0
 
 

@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from .._errors import ConfigError
 from .._policy import Classification
-from ._base import logger, positive
+from ._base import logger, positive, stats_key
 
 __all__ = [
     "CLOSED",
@@ -246,7 +246,7 @@ class CooldownState:
 
     def snapshot(self, now: float) -> Dict[str, Any]:
         return {
-            str(model): {
+            stats_key(model): {
                 "state": "closed"
                 if b.open_until is None
                 else ("open" if now < b.open_until else "probing"),

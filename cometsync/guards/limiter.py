@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional
 
 from .._errors import ConfigError
 from .._policy import Classification
-from ._base import logger, positive
+from ._base import logger, positive, stats_key
 
 __all__ = ["AdaptiveLimiter", "LimiterState", "ModelLimit"]
 
@@ -151,7 +151,7 @@ class LimiterState:
 
     def snapshot(self, now: float) -> Dict[str, Any]:
         return {
-            str(model): {
+            stats_key(model): {
                 "limit": self.allowed(s),
                 "ceiling": self.ceiling,
                 "in_flight": s.in_flight,

@@ -39,6 +39,9 @@ class RateLimit:
     Args:
         rpm: requests per minute, or None for no request limit.
         tpm: tokens per minute (prompt + completion), or None for no token limit.
+
+    Raises:
+        ConfigError: a value that is not a finite number > 0, or neither rpm nor tpm.
     """
 
     rpm: Optional[float] = None
@@ -54,6 +57,11 @@ class RateLimit:
                 raise ConfigError(
                     f"RateLimit.{name} must be a finite number > 0 or None, got {value!r}"
                 )
+        if self.rpm is None and self.tpm is None:
+            raise ConfigError(
+                "RateLimit needs rpm= (requests per minute) and/or tpm= (tokens per minute);"
+                " with neither it would limit nothing"
+            )
 
 
 #: Limits per model; the key ``None`` applies to every model not named.

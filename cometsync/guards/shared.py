@@ -21,11 +21,12 @@ import threading
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from .._clock import Clock
-from .._errors import ConfigError, PoolTimeoutError
+from .._errors import ConfigError
 from .._policy import Classification
 from . import admission as model_
-from ._base import Guards
+from ._base import EVERY_MODEL, Guards, stats_key
 from .cooldowns import NEUTRAL, OK, breaker_outcome
+from .pacing import Turns, pace
 from .protections import Protections
 from .ratelimit import RateLimit, RateLimits, coerce_rate_limits
 from .store import MemoryStore, RedisStore, Store, key_id
@@ -34,7 +35,8 @@ __all__ = ["SharedGuards", "build_guards"]
 
 logger = logging.getLogger("cometsync")
 
-_NO_LIMIT = RateLimit()
+# rpm = tpm = None (the class defaults): ``RateLimit()`` itself is refused as a user mistake.
+_NO_LIMIT: RateLimit = object.__new__(RateLimit)
 _NOTHING: Any = object()
 
 
@@ -96,13 +98,20 @@ class SharedGuards(Guards):
         self._learned: Dict[Optional[str], Tuple[float, float, float]] = {}
         self._settle: Dict[Optional[str], float] = {}  # tokens to settle at the next admission
         self._call = _Call()
+        self._turns = Turns()  # try_acquire's reserved turns
+        self.queue_ahead = 120.0  # try_acquire's wait budget: a default Timeout()'s
 
     # -- helpers ---------------------------------------------------------------------------
     def _limit(self, model: Optional[str]) -> RateLimit:
         return self._limits.get(model) or self._limits.get(None) or _NO_LIMIT
 
     def _admit_argv(
-        self, model: Optional[str], mode: int, tokens: float, count: bool = False
+        self,
+        model: Optional[str],
+        mode: int,
+        tokens: float,
+        count: bool = False,
+        ahead: float = 0.0,
     ) -> Any:
         limit = self._limit(model)
         cool = self._cool
@@ -124,6 +133,7 @@ class SharedGuards(Guards):
             0.0 if budget is None else budget.ratio,
             self._floor,
             10.0 if budget is None else budget.window,
+            ahead,
         )
 
     def _observe(
@@ -295,19 +305,14 @@ class SharedGuards(Guards):
             self._settle[model] = self._settle.get(model, 0.0) + float(used - reserved)
 
     def _pace(self, model: Optional[str], tokens: int, give_up_at: Optional[float]) -> None:
-        while True:
-            verdict, wait = self.store.admit(
-                self._scope, model, self._admit_argv(model, model_.SEND, tokens)
-            )
-            if verdict == "go":
-                return
-            now = self._clock.monotonic()
-            if give_up_at is not None and now + wait > give_up_at:
-                raise PoolTimeoutError(
-                    f"model {model}: the rate limit ({verdict}) allows no request before the "
-                    f"attempt's timeout (next in {wait:.3g}s)"
-                )
-            self._clock.sleep(wait)
+        """Wait for this attempt's turn in the fleet's line (``pacing.pace``)."""
+
+        def ask(mode: int, ahead: float) -> Tuple[str, float]:
+            spend = tokens if mode == model_.SEND else 0
+            argv = self._admit_argv(model, mode, spend, ahead=ahead)
+            return self.store.admit(self._scope, model, argv)
+
+        pace(ask, self._clock, lambda: self.settle(model, tokens, 0), model, give_up_at)
 
     @contextlib.contextmanager
     def slot(
@@ -324,14 +329,21 @@ class SharedGuards(Guards):
             yield
 
     def try_acquire(self, model: Optional[str], now: float) -> bool:
+        """A virtual-time send: a due turn of this process's goes (unless a hold or cooldown
+        began since); else a turn within ``queue_ahead`` is reserved (see ``acquire_in``)."""
         if not self.inner.try_acquire(model, now):
             return False
-        verdict, wait = self.store.admit(
-            self._scope, model, self._admit_argv(model, model_.SEND, 0)
-        )
+        if self._turns.take(model, now):
+            seen, _ = self.store.admit(self._scope, model, self._admit_argv(model, model_.PEEK, 0))
+            if seen not in ("hold", "cooldown"):
+                return True
+        argv = self._admit_argv(model, model_.SEND, 0, ahead=self.queue_ahead)
+        verdict, wait = self.store.admit(self._scope, model, argv)
         if verdict == "go":
             return True
         self.inner.release(model, now)
+        if verdict == "queued":
+            self._turns.add(model, now + wait)
         self._remember(model, wait)
         return False
 
@@ -350,9 +362,12 @@ class SharedGuards(Guards):
         out["shared"] = {
             "store": self.store.describe(),
             "rate_limits": {
-                str(m): {"rpm": lim.rpm, "tpm": lim.tpm} for m, lim in self._limits.items()
+                EVERY_MODEL if m is None else m: {"rpm": lim.rpm, "tpm": lim.tpm}
+                for m, lim in self._limits.items()
             },
-            "learned": {str(m): {"rpm": r, "tpm": t} for m, (r, t, _) in self._learned.items()},
+            "learned": {
+                stats_key(m): {"rpm": r, "tpm": t} for m, (r, t, _) in self._learned.items()
+            },
         }
         return out
 

@@ -27,6 +27,8 @@ def test_a_fleet_sharing_redis_keeps_to_the_keys_limit(redis_db: Any, patient_ur
         assert shared["rate_limited"] <= 2, shared
         assert shared["steady_span_s"] >= 2.5, shared
         assert abs(shared["steady_rpm"] - RPM) <= 0.05 * RPM, shared
+        # Callers queue in line: no call waits much longer than 32 turns of 100 ms.
+        assert shared["slowest_call_s"] <= 3.2 + 1.0, shared
 
         sim.reset()
         real_fleet.drain(sim, RPM, leave=20)
@@ -34,3 +36,20 @@ def test_a_fleet_sharing_redis_keeps_to_the_keys_limit(redis_db: Any, patient_ur
         counts = real_fleet.run_fleet(sim, None, 2.5, PROCESSES, THREADS, RPM)
         alone = real_fleet.summarize(sim, since, counts)
         assert alone["rate_limited"] >= 15, alone
+
+
+@pytest.mark.slow
+@pytest.mark.socket
+def test_processes_sharing_redis_take_turns(redis_db: Any, patient_url: str) -> None:
+    """4 processes x 1 thread at 240 rpm, 1.5 s timeouts: equal shares, no call fails or lags."""
+    rpm = 240  # a turn every 250 ms: each process's is due a second after its last
+    with Simulator(real_fleet.scenario(rpm)) as sim:
+        real_fleet.drain(sim, rpm, leave=20)
+        since = sim.journal()[-1]["seq"]
+        counts = real_fleet.run_fleet(sim, patient_url, 5.0, 4, 1, rpm, timeout=1.5)
+        shared = real_fleet.summarize(sim, since, counts)
+    assert shared["calls_failed"] == 0, shared["errors"]
+    assert shared["redis_reachable"]
+    # Typically 5-6 calls each (main's polling: 1 vs 13); 3 leaves room for a loaded machine.
+    assert max(shared["ok_per_process"]) - min(shared["ok_per_process"]) <= 3, shared
+    assert shared["slowest_call_s"] <= 1.0 + 0.4, shared  # three turns ahead, never a lottery

@@ -152,7 +152,8 @@ def test_error_fields_come_from_the_envelope_and_headers() -> None:
     assert v.error is not None
     e = v.error
     assert isinstance(e, cometsync.APIStatusError)
-    assert (e.code, e.request_id, e.body) == ("rate_limit_exceeded", "20261122ABC", body)
+    # openai-python's meaning: the "error" object, not the whole envelope.
+    assert (e.code, e.request_id, e.body) == ("rate_limit_exceeded", "20261122ABC", body["error"])
     v2 = cls(500, err(), {"X-Request-Id": "hdr-1"})
     assert isinstance(v2.error, cometsync.APIStatusError) and v2.error.request_id == "hdr-1"
 

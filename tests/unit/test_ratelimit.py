@@ -179,3 +179,40 @@ def test_clients_sharing_a_fleet_memory_store_act_as_one() -> None:
     b.chat.completions.create(model="m", messages=MSG)
     assert b_transport.models == ["f"]  # the breaker a tripped
     assert b_clock.sleeps == pytest.approx([1.0], abs=1e-5)  # f's 60 rpm a spent
+
+
+def test_rate_limit_with_neither_rpm_nor_tpm_is_refused() -> None:
+    """RateLimit() would limit nothing: a ConfigError naming rpm and tpm, not silence."""
+    with pytest.raises(cometsync.ConfigError, match=r"rpm=.*tpm=.*limit nothing"):
+        cometsync.RateLimit()
+    with pytest.raises(cometsync.ConfigError, match="neither"):
+        cometsync.Client(api_key="k", rate_limit=cometsync.RateLimit(rpm=None, tpm=None))
+    assert cometsync.RateLimit(tpm=1000).rpm is None  # one of the two is enough
+
+
+def test_stats_name_the_every_model_limit_star_and_never_show_none() -> None:
+    """stats() keys: "*" for the every-model limit, "(no model)" for model-less calls."""
+    headers = {
+        "x-ratelimit-limit-requests": "100",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "1s",
+    }
+    script = [
+        json_response(429, {"error": {"message": "slow"}}, headers),
+        json_response(200, completion_body("hi"), headers),
+    ]
+    client = cometsync.Client(
+        api_key="k",
+        transport=ScriptedTransport(script),
+        clock=FakeClock(),
+        rate_limit=cometsync.RateLimit(rpm=600),
+        max_retries=0,
+    )
+    with pytest.raises(cometsync.RateLimitError):
+        client.models.list()
+    client.chat.completions.create(model="m1", messages=MSG)
+    stats = client.stats()
+    assert stats["shared"]["rate_limits"] == {"*": {"rpm": 600, "tpm": None}}
+    assert "(no model)" in stats["limiter"] and "m1" in stats["limiter"]
+    assert "(no model)" in stats["shared"]["learned"]
+    assert "'None'" not in repr(stats)

@@ -208,3 +208,16 @@ def test_the_sans_io_flow_delivers_then_resumes_with_the_continuation() -> None:
     assert again.attempt == 2
     assert flow.send(json_response(200, {})) == Deliver("stream from m1", True)
     flow.close()
+
+
+def test_a_stall_after_chunks_is_recorded_as_a_mid_stream_stall() -> None:
+    """A read timeout after chunks arrived is not 'no response': the reason says what happened."""
+    pieces = [chunk_body("Hel", role="assistant"), chunk_body("lo")]
+    stall = StreamedResponse(pieces, error=cometsync.APITimeoutError("read timed out"))
+    client, transport, _ = make([stall, rest(" world", model="m2")], fallback_models=["m2"])
+    stream = client.chat.completions.create(model="m1", messages=MSGS, stream=True)
+    assert stream.get_final_completion().choices[0].message.content == "Hello world"
+    first = stream.attempts[0]
+    assert (first.model, first.decision) == ("m1", "fallback")
+    assert "no response" not in first.reason
+    assert first.reason.startswith("stream stalled after 2 chunks")
