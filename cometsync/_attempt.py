@@ -18,13 +18,18 @@ class Attempt:
         model: the model the attempt asked for (None for routes without a model).
         route: the request path, e.g. ``/v1/chat/completions``.
         status: the HTTP status, or None when no response arrived.
-        latency: seconds from sending to the response (first chunk for streams).
+        latency: seconds from sending to the response (first chunk for streams): the
+            exchange alone, without the time counted in ``queued``.
         attempt: 1-based number of this attempt on its model.
         error: ``"ClassName: message"`` when the attempt failed, else None.
         delay: seconds slept after this attempt before the next one, or None.
         decision: ``success``, ``retry``, ``fallback`` or ``raise``.
         reason: why, when the decision is not the obvious one (budget, deadline, cooldown...).
         duration: for streams, seconds until the stream ended; else equal to ``latency``.
+        queued: seconds the attempt waited in the client before it was sent: for a limiter
+            slot (the in-flight limit, a rate limit's pacing, the server's hold), or for a
+            cooling model of the chain to come back. A retry's backoff is not in it (that is
+            the previous attempt's ``delay``).
     """
 
     model: Optional[str]
@@ -37,6 +42,7 @@ class Attempt:
     decision: str = "success"
     reason: str = ""
     duration: Optional[float] = None
+    queued: float = 0.0
 
     @classmethod
     def _record(
@@ -50,8 +56,9 @@ class Attempt:
         delay: Optional[float],
         decision: str,
         reason: str,
+        queued: float = 0.0,
     ) -> Attempt:
-        """Build a record without the frozen ``__init__`` (ten ``object.__setattr__`` calls).
+        """Build a record without the frozen ``__init__`` (eleven ``object.__setattr__`` calls).
 
         The flow makes one per attempt and the virtual-time engine runs millions of attempts;
         the result is an ordinary, equal, still-frozen ``Attempt``.
@@ -68,6 +75,7 @@ class Attempt:
             decision=decision,
             reason=reason,
             duration=None,
+            queued=queued,
         )
         return record
 
@@ -83,4 +91,5 @@ class Attempt:
             "decision": self.decision,
             "reason": self.reason,
             "duration": self.duration,
+            "queued": self.queued,
         }

@@ -4,7 +4,9 @@ Input lines use the OpenAI batch format, ``{"custom_id": ..., "body": {chat requ
 (``method`` and ``url``, when present, must be ``POST`` and a ``/chat/completions`` URL), or
 ``{"custom_id", "url": "/v1/embeddings", "body": {embedding request}}``; one file may mix them.
 Output lines are ``{"custom_id", "response", "error"}``, written and flushed one by one as
-requests finish, so an interrupted run keeps every finished line and ``resume`` continues it.
+requests finish (completion order, as OpenAI's batch output: join on ``custom_id``), so no
+worker waits behind a slow line, an interrupted run keeps every finished line and ``resume``
+continues it. ``ordered=True`` writes in input order instead (measured slower: README).
 
 Decisions:
 - a line without ``custom_id`` gets ``line-<N>`` (its 1-based line number), stable as long as
@@ -29,12 +31,12 @@ import collections
 import json
 import os
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import (
     Any,
     Callable,
     Counter,
-    Deque,
     Dict,
     Iterable,
     Iterator,
@@ -46,11 +48,12 @@ from typing import (
     Union,
 )
 
-from ._batch_lines import BatchLine, custom_id_of, parse_line
+from ._batch_files import BatchFileError, DoneLines, count_todo, input_lines, read_done
+from ._batch_lines import BatchLine, parse_line
 from ._client import Client
 from ._embedding_types import CreateEmbeddingResponse
-from ._errors import APIError, APIStatusError, CometError, RequestValidationError
-from ._pool import ordered_map
+from ._errors import APIError, APIStatusError, RequestValidationError
+from ._pool import bounded_map, done_future, map_window
 from ._types import Attempt, ChatCompletion
 
 __all__ = [
@@ -65,73 +68,6 @@ __all__ = [
 
 INVALID = "invalid_input"
 DUPLICATE = "duplicate_custom_id"
-
-
-class BatchFileError(CometError, ValueError):
-    """An input or output file the batch cannot use (missing, corrupt in the middle, ...)."""
-
-
-def _input_lines(path: str) -> Iterator[Tuple[int, str]]:
-    """(line number, text) of each non-blank line; the file is read lazily."""
-    try:
-        handle = open(path, encoding="utf-8")  # noqa: SIM115 (closed by the with below)
-    except OSError as exc:
-        raise BatchFileError(f"cannot read the input {path}: {exc.strerror or exc}") from None
-    with handle:
-        try:
-            for number, text in enumerate(handle, start=1):
-                if text.strip():
-                    yield number, text
-        except UnicodeDecodeError as exc:
-            raise BatchFileError(f"the input {path} is not UTF-8 text: {exc}") from None
-
-
-@dataclass(frozen=True)
-class DoneLines:
-    """What an existing output already holds."""
-
-    ids: Set[str]
-    failed: int
-    dropped_partial_line: bool
-
-
-def read_done(path: str, *, repair: bool = True) -> DoneLines:
-    """The custom_ids already in ``path``; a truncated last line (a hard kill) is cut off.
-
-    Raises:
-        BatchFileError: a complete line that is not a result line: the file is not ours, or
-            was edited; nothing is changed so no data is lost.
-    """
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        return DoneLines(set(), 0, False)
-    except OSError as exc:
-        raise BatchFileError(f"cannot read the output {path}: {exc.strerror or exc}") from None
-    complete, _, tail = data.rpartition(b"\n")
-    ids: Set[str] = set()
-    failed = 0
-    for number, raw in enumerate(complete.split(b"\n") if complete else [], start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-            custom_id = record["custom_id"]
-            if not isinstance(custom_id, str):
-                raise TypeError("custom_id is not a string")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BatchFileError(
-                f"the output {path} line {number} is not a result line ({exc}); "
-                "fix or remove it, or write to another output file"
-            ) from None
-        ids.add(custom_id)
-        failed += record.get("error") is not None
-    if tail and repair:
-        # The last write was cut short: drop the partial line so the rewrite is clean.
-        with open(path, "r+b") as handle:
-            handle.truncate(len(data) - len(tail))
-    return DoneLines(ids, failed, bool(tail))
 
 
 @dataclass
@@ -220,7 +156,6 @@ class _Writer:
         self._handle.flush()
 
 
-Outcome = Union[Result, BaseException]
 Progress = Callable[[BatchSummary], None]
 
 
@@ -235,6 +170,7 @@ def run_batch(
     report: Callable[[str], None] = lambda message: None,
     progress: Optional[Progress] = None,
     on_total: Optional[Callable[[int], None]] = None,
+    ordered: bool = False,
 ) -> BatchSummary:
     """Run every line of ``input_path`` not yet in ``output_path``; append one line per result.
 
@@ -249,6 +185,8 @@ def run_batch(
         report: receives one message per malformed or duplicate line.
         progress: called after each written line with the running summary.
         on_total: called once with the number of lines this run will process.
+        ordered: write the lines in input order (a finished line waits for the earlier ones,
+            up to ``max(1024, 8 * max_workers)`` lines held) instead of as they finish.
 
     Raises:
         BatchFileError: an unusable input or output file (nothing is overwritten).
@@ -275,96 +213,116 @@ def run_batch(
         raise BatchFileError(f"cannot write {output_path}: {exc.strerror or exc}") from None
     with handle:
         if on_total is not None:
-            on_total(_count_todo(input_path, done.ids))
+            on_total(count_todo(input_path, done.ids))
         writer = _Writer(handle)
-        in_flight: Deque[Tuple[str, int]] = collections.deque()
-
-        def fail(custom_id: str, kind: str, message: str, line: int) -> None:
-            summary.failures[kind] += 1
-            report(message)
-            if kind != DUPLICATE:
-                writer.write(custom_id, None, {"type": kind, "message": message, "line": line})
-            if progress is not None:
-                progress(summary)
-
-        def requests() -> Iterator[Tuple[str, Dict[str, Any]]]:
-            # Runs in this (the consumer's) thread, so writing invalid lines here is safe.
-            seen: Set[str] = set()
-            for number, text in _input_lines(input_path):
-                if stop.is_set():
-                    summary.interrupted = True
-                    return
-                parsed = parse_line(text, number, default_model)
-                if parsed.custom_id in seen:
-                    fail(
-                        parsed.custom_id,
-                        DUPLICATE,
-                        f"line {number}: duplicate custom_id {parsed.custom_id!r} skipped",
-                        number,
-                    )
-                    continue
-                seen.add(parsed.custom_id)
-                if parsed.custom_id in done.ids:
-                    summary.skipped += 1
-                    continue
-                if parsed.error is not None:
-                    fail(parsed.custom_id, INVALID, parsed.error, number)
-                    continue
-                assert parsed.request is not None
-                in_flight.append((parsed.custom_id, number))
-                yield parsed.kind, parsed.request
-
-        def start(item: Tuple[str, Dict[str, Any]]) -> Any:
-            kind, request = item
-            resource = client.embeddings if kind == "embeddings" else client.chat.completions
-            return resource.submit(**request)
-
-        # In input order, at most 2 x max_workers ahead; requests() is read lazily, so once
-        # `stop` is set nothing new starts and what is in flight is still written.
-        window = 2 * client.max_workers
-        for outcome in ordered_map(start, requests(), window=window, return_exceptions=True):
-            custom_id, number = in_flight.popleft()
-            if isinstance(outcome, RequestValidationError):  # refused before any attempt
-                fail(custom_id, INVALID, f"line {number}: invalid request: {outcome}", number)
-                continue
-            if isinstance(outcome, (ChatCompletion, CreateEmbeddingResponse)):
-                summary.succeeded += 1
-                summary.count(outcome.attempts)
-                if outcome.cost is None:
-                    summary.unpriced += 1
-                else:
-                    model = outcome.attempts[-1].model if outcome.attempts else None
-                    key = model or outcome.model
-                    summary.cost_by_model[key] = summary.cost_by_model.get(key, 0.0) + outcome.cost
-                writer.write(custom_id, success_record(outcome), None)
-            else:
-                summary.failures[type(outcome).__name__] += 1
-                if isinstance(outcome, APIError):
-                    summary.count(outcome.attempts)
-                writer.write(custom_id, None, _error_record(outcome))
+        lines = _todo(input_path, default_model, done.ids, stop, summary)
+        for item, outcome in _run_lines(client, lines, ordered):
+            _record(item, outcome, summary, writer, report)
             if progress is not None:
                 progress(summary)
     return summary
 
 
-def _count_todo(input_path: str, done: Set[str]) -> int:
-    """How many input lines this run will process (for the progress bar's total)."""
+# A line to write: the parsed line, and for one that is not run, its failure kind and message.
+_Item = Tuple[BatchLine, Optional[Tuple[str, str]]]
+Outcome = Union[Result, Exception, None]
+
+
+def _todo(
+    input_path: str,
+    default_model: Optional[str],
+    done: Set[str],
+    stop: threading.Event,
+    summary: BatchSummary,
+) -> Iterator[_Item]:
+    """The input lines this run handles, read lazily until ``stop`` is set."""
     seen: Set[str] = set()
-    todo = 0
-    for number, text in _input_lines(input_path):
-        custom_id = _quick_id(text, number)
-        # A duplicate is reported (and counted) even when its first line is already done.
-        if custom_id in seen or custom_id not in done:
-            todo += 1
-        seen.add(custom_id)
-    return todo
+    for number, text in input_lines(input_path):
+        if stop.is_set():
+            summary.interrupted = True
+            return
+        parsed = parse_line(text, number, default_model)
+        if parsed.custom_id in seen:
+            message = f"line {number}: duplicate custom_id {parsed.custom_id!r} skipped"
+            yield parsed, (DUPLICATE, message)
+            continue
+        seen.add(parsed.custom_id)
+        if parsed.custom_id in done:
+            summary.skipped += 1
+        elif parsed.error is not None:
+            yield parsed, (INVALID, parsed.error)
+        else:
+            yield parsed, None
 
 
-def _quick_id(text: str, number: int) -> str:
+def _run_lines(
+    client: Client, lines: Iterable[_Item], ordered: bool
+) -> Iterator[Tuple[_Item, Outcome]]:
+    """Each line with its outcome, on the client's pool, in completion (or input) order.
+
+    A line that is not run (malformed, duplicate) is done at once: in completion order it is
+    written ahead of lines still running; in input order it waits for its turn like any line.
+    """
+    pool = client._shared.pool()
+    workers = client.max_workers
+
+    def start(item: _Item) -> Future[Tuple[_Item, Outcome]]:
+        if item[1] is not None:
+            return done_future((item, None))
+        return pool.submit(_run_one, client, item)
+
+    results = bounded_map(
+        start, lines, window=map_window(workers), ahead=2 * workers, ordered=ordered
+    )
+    for result in results:
+        assert not isinstance(result, BaseException)  # _run_one never raises
+        yield result
+
+
+def _run_one(client: Client, item: _Item) -> Tuple[_Item, Outcome]:
+    line = item[0]
+    assert line.request is not None
     try:
-        data = json.loads(text)
-    except ValueError:
-        return f"line-{number}"
-    if isinstance(data, dict):
-        return custom_id_of(data, number)[0]
-    return f"line-{number}"
+        if line.kind == "embeddings":
+            # Never the client's chat fallbacks: vectors of two models are not comparable.
+            embedded: Result = client.embeddings.create(**line.request)
+            return item, embedded
+        return item, client.chat.completions.create(**line.request)
+    except Exception as exc:  # every failure becomes the line's error record
+        return item, exc
+
+
+def _record(
+    item: _Item,
+    outcome: Outcome,
+    summary: BatchSummary,
+    writer: _Writer,
+    report: Callable[[str], None],
+) -> None:
+    """Count one line's outcome and write its result line (a duplicate is only reported)."""
+    line, refused = item
+    custom_id, number = line.custom_id, line.line
+    if isinstance(outcome, RequestValidationError):  # refused before any attempt
+        refused = (INVALID, f"line {number}: invalid request: {outcome}")
+    if refused is not None:
+        kind, message = refused
+        summary.failures[kind] += 1
+        report(message)
+        if kind != DUPLICATE:
+            writer.write(custom_id, None, {"type": kind, "message": message, "line": number})
+    elif isinstance(outcome, (ChatCompletion, CreateEmbeddingResponse)):
+        summary.succeeded += 1
+        summary.count(outcome.attempts)
+        if outcome.cost is None:
+            summary.unpriced += 1
+        else:
+            model = outcome.attempts[-1].model if outcome.attempts else None
+            key = model or outcome.model
+            summary.cost_by_model[key] = summary.cost_by_model.get(key, 0.0) + outcome.cost
+        writer.write(custom_id, success_record(outcome), None)
+    else:
+        assert outcome is not None
+        summary.failures[type(outcome).__name__] += 1
+        if isinstance(outcome, APIError):
+            summary.count(outcome.attempts)
+        writer.write(custom_id, None, _error_record(outcome))

@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue OUTPUT, skipping custom_ids it holds"
     )
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    batch.add_argument(
+        "--in-order",
+        action="store_true",
+        help="write lines in input order, not as they finish (slower behind a slow line)",
+    )
     batch.set_defaults(run=_cmd_batch)
 
     models = commands.add_parser(

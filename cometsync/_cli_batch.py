@@ -112,6 +112,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                 report=progress.report,
                 progress=progress.update,
                 on_total=progress.start,
+                ordered=args.in_order,
             )
         except BatchFileError as error:
             _err(str(error))
@@ -150,4 +151,6 @@ def _resume_command(args: argparse.Namespace) -> str:
     if args.base_url:
         words += ["--base-url", args.base_url]
     words += ["--workers", str(args.workers), "--resume"]
+    if args.in_order:
+        words.append("--in-order")
     return " ".join(shlex.quote(w) for w in words)

@@ -33,6 +33,8 @@ def _show_attempts(attempts: Sequence[Attempt], out: TextIO) -> None:
             f"latency={a.latency:.3f}s",
             f"decision={a.decision}",
         ]
+        if a.queued >= 0.0005:  # shown when it rounds to something
+            parts.insert(3, f"queued={a.queued:.3f}s")
         if a.duration is not None and a.duration != a.latency:
             parts.append(f"duration={a.duration:.3f}s")  # a stream: latency is to 1st chunk
         if a.delay is not None:

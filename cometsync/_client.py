@@ -1,26 +1,15 @@
-"""The client: its configuration, its shared state, and the driver of the call flow.
+"""The client: its configuration, its shared state, and what its calls are sent with.
 
-The resource namespaces (``chat.completions``, ``models``, the catalog) are in
-``cometsync.resources``; what makes a request impossible is in ``_validate``; the cost model
-is in ``_pricing``.
+The driver of the call flow is in ``_driver``; the resource namespaces (``chat.completions``,
+``models``, the catalog) are in ``cometsync.resources``; what makes a request impossible is in
+``_validate``; the cost model is in ``_pricing``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from typing import (
-    Any,
-    Callable,
-    Dict,
-    List,
-    Mapping,
-    Optional,
-    Sequence,
-    Tuple,
-    TypeVar,
-)
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -29,28 +18,22 @@ import urllib3
 from ._catalog import DEFAULT_CATALOG_TTL, CatalogCache, ModelInfo
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import OnAttempt, _make_options, _Shared, _with_max_retries
-from ._errors import APIError, APITimeoutError, ConfigError, PoolTimeoutError
-from ._flow import CallSpec, Deliver, Send, Sleep, call_flow
-from ._http_info import ErrorRequest
+from ._driver import Driver
+from ._errors import ConfigError
+from ._flow import CallSpec
 from ._metrics import log_attempt
 from ._policy import RetryPolicy
 from ._pricing import CostEstimate, Priced
-from ._recovery import FlowHandle
 from ._redact import Redactor
-from ._stream import defer_success
-from ._stream_open import FirstToken, open_stream
-from ._transport import HTTPRequest, RequestsTransport, Transport
+from ._transport import RequestsTransport, Transport
 from ._transport_urllib3 import Urllib3Transport
 from ._types import Attempt, Timeout, TimeoutLike
 from ._validate import DEFAULT_BASE_URL, _check_api_key, _check_parts
 from .guards import Guards, Protections
-from .guards.ratelimit import estimate_tokens
 from .guards.shared import SharedGuards, build_guards
 from .resources import Catalog, Chat, Embeddings, Models
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # made once, not per call
 
 __version__ = "0.1.0"
 # The library that speaks HTTP on the default path (a caller's Session also sends through it).
@@ -58,9 +41,6 @@ _USER_AGENT = f"cometsync/{__version__} python-urllib3/{getattr(urllib3, '__vers
 
 T = TypeVar("T")
 _UNSET: Any = object()
-
-
-_SLACK = 0.01  # seconds: a socket timeout may fire a hair before the clock reaches it
 
 
 class Client:
@@ -186,6 +166,9 @@ class Client:
         self.embeddings = Embeddings(self)
         self.models = Models(self)
         self._catalog = Catalog(self)
+        self._driver = Driver(
+            self._options, self._shared, self._redactor, self._headers, self._url, self._on_attempt
+        )
 
     # -- public settings, read-only ------------------------------------------------------
     @property
@@ -330,7 +313,7 @@ class Client:
             f"max_workers={self._shared.max_workers})"
         )
 
-    # -- the driver ------------------------------------------------------------------------
+    # -- what the driver and the resources use --------------------------------------------
     def _scrub(self, text: str) -> str:
         return self._redactor.text(text)
 
@@ -366,145 +349,10 @@ class Client:
         extra_headers: Optional[Mapping[str, str]] = None,
         auth: bool = True,
     ) -> T:
-        """Drive one call's flow with the real transport and clock; ``auth=False`` sends no key."""
-        if self._shared.closed:
-            raise RuntimeError("this cometsync.Client is closed")
-        options = self._options
-        shared = self._shared
-        headers = self._headers(extra_headers, auth)
-        flow = call_flow(
-            spec,
-            chain,
-            options.retry,
-            clock=shared.clock,
-            timeout=timeout or options.timeout,
-            deadline=options.deadline,
-            guards=shared.guards,
-            on_attempt=defer_success(self._on_attempt) if spec.stream else self._on_attempt,
-            scrub=self._scrub,
+        """Drive one call's flow (``_driver.Driver``); ``auth=False`` sends no key."""
+        return self._driver.call(
+            spec, chain, timeout=timeout, extra_headers=extra_headers, auth=auth
         )
-        guards = shared.guards
-        paced = isinstance(guards, SharedGuards)  # rate limits: reserve tokens, settle to usage
-        last: List[Tuple[Optional[str], int]] = []  # the last Send's (model, tokens reserved)
-
-        def drive(first: Callable[[], Any]) -> Deliver:
-            return self._drive(flow, headers, first, paced, last)
-
-        try:
-            if paced:
-                with guards.call(estimate_tokens(spec.body)):  # type: ignore[attr-defined]
-                    action = drive(flow.__next__)
-            else:
-                action = drive(flow.__next__)
-        except StopIteration as stop:
-            flow.close()
-            if last and last[-1][1]:
-                used = getattr(getattr(stop.value, "usage", None), "total_tokens", None)
-                if isinstance(used, int):
-                    guards.settle(last[-1][0], last[-1][1], used)
-            return stop.value  # type: ignore[no-any-return]
-        except BaseException:
-            flow.close()
-            raise
-        # A stream with recovery: its reader resumes the flow if the stream breaks (a stream
-        # keeps its token estimate: its usage is not settled).
-        action.result._bind_flow(FlowHandle(flow, drive))
-        return action.result  # type: ignore[no-any-return]
-
-    def _drive(
-        self,
-        flow: Any,
-        headers: Mapping[str, str],
-        first: Callable[[], Any],
-        paced: bool,
-        last: List[Tuple[Optional[str], int]],
-    ) -> Deliver:
-        """Carry out the flow's actions, from ``first()``, until it delivers a stream.
-
-        Raises:
-            StopIteration: the flow returned its result.
-            APIError: the flow failed (scrubbed of the key).
-        """
-        try:
-            action = first()
-            while not isinstance(action, Deliver):
-                if isinstance(action, Send):
-                    tokens = estimate_tokens(action.body) if paced else 0
-                    outcome: Any = self._send(action, headers, tokens)
-                    last[:] = [(action.model, tokens)]
-                else:
-                    assert isinstance(action, Sleep)
-                    self._shared.clock.sleep(action.seconds)
-                    outcome = None
-                action = flow.send(outcome)
-        except APIError as error:
-            self._scrub_error(error)
-            raise
-        return action
-
-    def _send(self, action: Send, headers: Mapping[str, str], tokens: int = 0) -> Any:
-        body = None if action.body is None else _ENCODER.encode(action.body).encode()
-        request = HTTPRequest(action.method, self._url(action.path), headers, body, action.stream)
-        # The wait for a slot is bounded like the attempt itself (already cut to the
-        # deadline's remainder), so a congested model fails as a timeout, never hangs.
-        wait = max(action.timeout.connect, action.timeout.read)
-        clock = self._shared.clock
-        sent = False
-        budget: Optional[FirstToken] = None
-        try:
-            with self._shared.guards.slot(action.model, wait, tokens):
-                timeout = action.timeout
-                if action.stop_at is not None:  # the slot wait came out of the deadline
-                    left = action.stop_at - clock.monotonic()
-                    if left <= 0:
-                        raise PoolTimeoutError(
-                            "the call's deadline passed while waiting for a slot"
-                        )
-                    timeout = timeout.capped(left)
-                sent = True
-                if not action.stream:
-                    response = self._shared.transport.send(request, timeout)
-                    # Scrubbed before anything reads it: errors quote (and cut) what it sent.
-                    response = self._redactor.response(response)
-                    if tokens and response.status_code >= 400:
-                        self._shared.guards.settle(action.model, tokens, 0)  # refused: refund
-                    return response
-                if timeout.first_token is not None:
-                    budget = FirstToken(
-                        clock.monotonic() + timeout.first_token,
-                        timeout.first_token,
-                        timeout.read,
-                        clock,
-                    )
-                response = self._shared.transport.send(request, timeout.until_first_token())
-                response = self._redactor.response(response)
-                # Read a stream up to its first chunk here, so failures before it are retried.
-                opened = open_stream(response, action.model, budget, self._redactor)
-                if isinstance(opened, APIError):
-                    opened.request = ErrorRequest(request.method, request.url)
-                return opened
-        except APITimeoutError as error:
-            if sent and tokens:
-                self._shared.guards.settle(action.model, tokens, 0)
-            # The headers did not come within the first-token budget (read was capped to it).
-            late = budget is not None and clock.monotonic() >= budget.due - _SLACK
-            if budget is not None and late and not isinstance(error, PoolTimeoutError):
-                error = APITimeoutError(f"no first token within {budget.seconds:g}s ({error})")
-            if sent:
-                error.request = ErrorRequest(request.method, request.url)
-            self._redactor.error(error)
-            return error
-        except APIError as error:
-            if sent and tokens:
-                self._shared.guards.settle(action.model, tokens, 0)
-            if sent:
-                error.request = ErrorRequest(request.method, request.url)
-            self._redactor.error(error)
-            return error
-
-    def _scrub_error(self, error: APIError) -> None:
-        """Remove the key from an error once more before it is raised (every text field)."""
-        self._redactor.error(error)
 
     def _url(self, path: str) -> str:
         # A flow path is relative to base_url, except an absolute URL: the catalog lives at

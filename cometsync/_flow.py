@@ -6,6 +6,7 @@
     action = next(flow)
     while True:
         if isinstance(action, Send):   outcome = <the HTTP exchange, or the APIError it raised>
+                                       # or Queued(outcome, seconds) if it waited to be sent
         else:                          outcome = <sleep action.seconds>; None
         action = flow.send(outcome)    # StopIteration.value is the result; failures are raised
 
@@ -59,12 +60,11 @@ from ._recovery import (
 from ._types import Attempt, Timeout
 from .guards import NO_GUARDS, Guards
 
-__all__ = ["Action", "CallSpec", "Deliver", "Outcome", "Send", "Sleep", "call_flow"]
+__all__ = ["Action", "CallSpec", "Deliver", "Outcome", "Queued", "Send", "Sleep", "call_flow"]
 
 logger = logging.getLogger("cometsync")
 
 T = TypeVar("T")
-Outcome = Union[ResponseLike, APIError, StreamBreak, None]
 
 
 class Send(NamedTuple):
@@ -84,6 +84,22 @@ class Send(NamedTuple):
     #: The call's deadline on the clock's monotonic scale, or None: a driver that waits
     #: before sending (for a limiter slot) cuts ``timeout`` to what is left of it.
     stop_at: Optional[float] = None
+
+
+class Queued(NamedTuple):
+    """A driver's answer to a ``Send`` that waited ``seconds`` in the client before it left.
+
+    A driver that holds a request back (for a limiter slot, the server's pacing) answers with
+    this instead of the bare outcome, so the attempt's ``latency`` is the exchange alone and
+    the wait is its ``queued``. Answering with the bare outcome means no wait.
+    """
+
+    outcome: Union[ResponseLike, APIError]
+    seconds: float
+
+
+#: What a driver answers a ``Send`` with (None answers a ``Sleep``).
+Outcome = Union[ResponseLike, APIError, StreamBreak, Queued, None]
 
 
 class Sleep(NamedTuple):
@@ -169,7 +185,12 @@ def call_flow(
     history: List[Attempt] = []
     last_error: Optional[APIError] = None
     skipped: List[str] = []
+    if all(model is None for model in chain):
+        # A route without a model (catalog, models list) is no model's traffic: it takes no
+        # limiter slot, no cooldown, and neither counts nor spends in the retry budget.
+        guards = NO_GUARDS
     guards.on_call(start)
+    waited = 0.0  # seconds this flow waited for a cooling model, counted in the next send
     resume: Optional[StreamBreak] = None  # the latest break of a delivered stream
     first_break: Optional[APIError] = None
     refused: List[Optional[str]] = []  # models that refused a prefill in this call
@@ -214,9 +235,11 @@ def call_flow(
         has_next = index + 1 < len(chain)
         refusal = guards.admit(model, clock.monotonic())
         if refusal is not None and not has_next and last_error is None:
+            began = clock.monotonic()
             model, refusal = yield from _await_model(
                 chain, model, refusal, guards, policy, clock, stop_at
             )
+            waited = clock.monotonic() - began
         if refusal is not None:
             skipped.append(f"{model}: {refusal}")
             logger.info("skipping model=%s: %s", model, refusal)
@@ -249,6 +272,11 @@ def call_flow(
                 stop_at,
             )
             done_at = clock.monotonic()
+            queued, waited = waited, 0.0
+            if isinstance(outcome, Queued):
+                queued += outcome.seconds
+                sent_at += outcome.seconds
+                outcome = outcome.outcome
             if outcome is None:
                 raise TypeError("the driver answered a Send with None")
             verdict = classify(outcome, policy, model=model, now=clock.time(), method=spec.method)  # type: ignore[arg-type]
@@ -300,6 +328,7 @@ def call_flow(
                     step.delay,
                     step.decision,
                     step.reason,
+                    queued,
                 )
             )
             if no_prefill is not None and step.decision == "retry":
@@ -354,9 +383,11 @@ def call_flow(
             if rewait:
                 refusal = guards.admit(model, woke)
                 if refusal is not None:
+                    began = clock.monotonic()
                     _, refusal = yield from _await_model(
                         (model,), model, refusal, guards, policy, clock, stop_at
                     )
+                    waited = clock.monotonic() - began
                 if refusal is not None:
                     logger.info("not retrying model=%s: %s", model, refusal)
                     raise fail(last_error)

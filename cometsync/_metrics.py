@@ -24,13 +24,14 @@ def log_attempt(attempt: Attempt) -> None:
         return
     logger.log(
         level,
-        "%s model=%s status=%s latency=%.3fs attempt=%d decision=%s%s%s%s",
+        "%s model=%s status=%s latency=%.3fs attempt=%d decision=%s%s%s%s%s",
         attempt.route,
         attempt.model,
         attempt.status,
         attempt.latency,
         attempt.attempt,
         attempt.decision,
+        f" queued={attempt.queued:.3f}s" if attempt.queued else "",
         f" delay={attempt.delay:.3f}s" if attempt.delay is not None else "",
         f" duration={attempt.duration:.3f}s" if attempt.duration is not None else "",
         f" reason={attempt.reason!r}" if attempt.reason else "",
@@ -49,14 +50,17 @@ class MetricsRecorder:
     """An ``on_attempt`` hook that aggregates attempts per (route, model, status).
 
     Thread-safe. Keeps every latency sample (8 bytes each); call ``reset()`` between runs of
-    a long-lived process. ``snapshot()`` gives rows with count and p50/p95/p99 latency (time
-    to first chunk for streams); ``duration_snapshot()`` the same of streams' total durations.
+    a long-lived process. ``snapshot()`` gives rows with count and p50/p95/p99 latency (the
+    exchange alone: time to first chunk for streams); ``queued_snapshot()`` the same of the
+    time attempts waited in the client before they were sent (limiter slot, pacing, server
+    hold); ``duration_snapshot()`` the same of streams' total durations.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latencies: DefaultDict[Key, List[float]] = defaultdict(list)
         self._durations: DefaultDict[Key, List[float]] = defaultdict(list)
+        self._queued: DefaultDict[Key, List[float]] = defaultdict(list)
         self._decisions: Counter[str] = Counter()
         self._cost: DefaultDict[Optional[str], float] = defaultdict(float)
 
@@ -64,6 +68,7 @@ class MetricsRecorder:
         key = (attempt.route, attempt.model, attempt.status)
         with self._lock:
             self._latencies[key].append(attempt.latency)
+            self._queued[key].append(attempt.queued)
             if attempt.duration is not None:
                 self._durations[key].append(attempt.duration)
             self._decisions[attempt.decision] += 1
@@ -76,6 +81,10 @@ class MetricsRecorder:
     def snapshot(self) -> List[Dict[str, Any]]:
         """One row per (route, model, status), sorted: count and latency percentiles (s)."""
         return self._rows(self._latencies)
+
+    def queued_snapshot(self) -> List[Dict[str, Any]]:
+        """Like ``snapshot()``, of the seconds attempts waited in the client before sending."""
+        return self._rows(self._queued)
 
     def duration_snapshot(self) -> List[Dict[str, Any]]:
         """Like ``snapshot()``, of streams' total durations (request sent to the stream's end)."""
@@ -113,20 +122,24 @@ class MetricsRecorder:
         with self._lock:
             self._latencies.clear()
             self._durations.clear()
+            self._queued.clear()
             self._decisions.clear()
             self._cost.clear()
 
     def summary(self) -> str:
-        """A plain-text table of ``snapshot()``."""
+        """A plain-text table of ``snapshot()`` (latency) beside ``queued_snapshot()``."""
         lines = [
             f"{'route':<24} {'model':<28} {'status':>6} {'count':>7} "
-            f"{'p50':>8} {'p95':>8} {'p99':>8}"
+            f"{'p50':>8} {'p95':>8} {'p99':>8} {'queued p50':>10} {'queued p95':>10}"
         ]
+        queued = {(r["route"], r["model"], r["status"]): r for r in self.queued_snapshot()}
         for row in self.snapshot():
+            wait = queued.get((row["route"], row["model"], row["status"]))
+            q50, q95 = (wait["p50"], wait["p95"]) if wait else (math.nan, math.nan)
             lines.append(
                 f"{row['route']:<24} {row['model'] or '-':<28} {row['status'] or '-':>6} "
                 f"{row['count']:>7} {row['p50'] * 1000:>6.1f}ms {row['p95'] * 1000:>6.1f}ms "
-                f"{row['p99'] * 1000:>6.1f}ms"
+                f"{row['p99'] * 1000:>6.1f}ms {q50 * 1000:>8.1f}ms {q95 * 1000:>8.1f}ms"
             )
         return "\n".join(lines)
 

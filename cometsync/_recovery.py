@@ -137,6 +137,7 @@ def broken_record(
         step.delay,
         step.decision,
         step.reason,
+        entry.queued,
     )
     record.__dict__["duration"] = duration
     return record

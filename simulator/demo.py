@@ -2,8 +2,9 @@
 
 Starts a simulator in-process on a free loopback port, sends a few hundred chat requests
 through ``cometsync`` with a three-model fallback chain from 8 threads, then prints the
-client's view (success rate, attempts per request, retries by status, fallbacks, latency per
-model) next to the simulator's own count of what it injected. Offline, well under a minute.
+client's view (success rate, attempts per request, retries by status, fallbacks, and per model
+the server exchange's latency apart from the time queued in the client) next to the
+simulator's own count of what it injected. Offline, well under a minute.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def _report(result: Dict[str, Any]) -> str:
     retries: Counter[str] = Counter()
     fallbacks = 0
     latencies: Dict[str, List[float]] = {}
+    queued: Dict[str, List[float]] = {}
     for a in attempts:
         status = "no response" if a.status is None else str(a.status)
         if a.status == 200:
@@ -94,6 +96,7 @@ def _report(result: Dict[str, Any]) -> str:
             fallbacks += 1
         if a.decision == "success":
             latencies.setdefault(a.model or "-", []).append(a.latency)
+            queued.setdefault(a.model or "-", []).append(getattr(a, "queued", 0.0))
     first_fail = sum(1 for _, atts in outcomes if atts and atts[0].decision != "success")
     stats = result["stats"]
     lines = [
@@ -107,14 +110,18 @@ def _report(result: Dict[str, Any]) -> str:
         f"  first attempts failed   {first_fail / n:.1%}",
         f"  retries by status       {_fmt(retries) or 'none'}",
         f"  fallbacks               {fallbacks}",
-        "  latency of successful attempts (p50 / p95):",
+        "  successful attempts, p50 / p95:",
+        f"    {'model':<26} {'latency (server exchange)':>25}   {'queued (waited in client)':>25}",
     ]
     for model in result["chain"]:
         values = sorted(latencies.get(model, []))
+        waits = sorted(queued.get(model, []))
         if values:
             lines.append(
-                f"    {model:<26} {_percentile(values, 50) * 1000:6.1f} ms / "
-                f"{_percentile(values, 95) * 1000:6.1f} ms  ({len(values)} ok)"
+                f"    {model:<26} {_percentile(values, 50) * 1000:8.1f} ms / "
+                f"{_percentile(values, 95) * 1000:6.1f} ms   "
+                f"{_percentile(waits, 50) * 1000:8.1f} ms / "
+                f"{_percentile(waits, 95) * 1000:6.1f} ms  ({len(values)} ok)"
             )
         else:
             lines.append(f"    {model:<26} (no successful attempt)")

@@ -23,7 +23,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, Generator, List, Optional, Protocol, Tuple
 
 from cometsync._errors import APIConnectionError, APIError, APITimeoutError
-from cometsync._flow import Action, Outcome, Send, Sleep
+from cometsync._flow import Action, Outcome, Queued, Send, Sleep
 from cometsync._transport import Response
 
 __all__ = ["EPOCH", "CoreServer", "Engine", "Flow", "Server", "Task", "VirtualClock"]
@@ -82,11 +82,13 @@ class Task:
         "holding",
         "on_done",
         "outcome",
+        "queued",
         "result",
         "sends",
         "server",
         "started",
         "tag",
+        "waiting_since",
     )
 
     def __init__(
@@ -106,6 +108,8 @@ class Task:
         self.started = started
         self.on_done = on_done
         self.outcome: Outcome = None
+        self.waiting_since: Optional[float] = None  # when its pending send first found no slot
+        self.queued = 0.0  # seconds its pending send waited for a slot before it left
         self.finished: Optional[float] = None
         self.result: Any = None
         self.error: Optional[APIError] = None
@@ -211,6 +215,9 @@ class Engine:
         """Resume ``task``'s flow with its pending outcome and act on what it yields next."""
         outcome = task.outcome
         task.outcome = None
+        if task.queued:  # the send waited for a slot: the flow records it as `queued`
+            outcome = Queued(outcome, task.queued)  # type: ignore[arg-type]
+            task.queued = 0.0
         if task.holding is not None:
             self._release(task)
         heap = self._heap
@@ -237,9 +244,11 @@ class Engine:
     def _send(self, task: Task, send: Send) -> None:
         guards = task.guards
         try_acquire = getattr(guards, "try_acquire", None)
-        if try_acquire is not None:
+        if try_acquire is not None and send.model is not None:  # no slot without a model
             now = self.clock.now
             if not try_acquire(send.model, now):
+                if task.waiting_since is None:
+                    task.waiting_since = now
                 wait = guards.acquire_in(send.model, now)
                 if wait is None:  # until another send of this model releases its slot
                     key = (id(guards), send.model)
@@ -248,6 +257,9 @@ class Engine:
                     self.schedule(now + max(wait, 1e-6), self._resend, (task, send))
                 return
             task.holding = (send.model,)
+            if task.waiting_since is not None:
+                task.queued = now - task.waiting_since
+                task.waiting_since = None
         task.sends += 1
         task.server.submit(self, task, send)
 

@@ -21,7 +21,7 @@ from .._errors import RequestTypeError, RequestValidationError
 from .._flow import CallSpec
 from .._model import WireModel
 from .._policy import ResponseLike
-from .._pool import failed_future, ordered_map
+from .._pool import bounded_map, failed_future, map_window
 from .._raw import RawResponse, raw_spec
 from .._stream import Stream, stream_spec
 from .._transport import HTTPRequest
@@ -231,25 +231,35 @@ class Completions:
         return self._client._shared.pool().submit(self._run, create_kwargs)
 
     def map(
-        self, requests: Iterable[Mapping[str, Any]], *, return_exceptions: bool = False
+        self,
+        requests: Iterable[Mapping[str, Any]],
+        *,
+        return_exceptions: bool = False,
+        ordered: bool = True,
     ) -> Iterator[Union[ChatCompletion, BaseException]]:
-        """Run many ``create`` calls on the thread pool; yield their results in input order.
+        """Run many ``create`` calls on the thread pool; yield their results as they are ready.
 
-        ``requests`` is read lazily, at most twice ``max_workers`` items ahead of what has been
-        yielded, so an endless generator runs in bounded memory and no worker idles behind
-        one slow request. An item that is not a valid request (not a dict, no ``model``,
-        ``stream=True``) fails alone, like an item whose call failed.
+        ``requests`` is read lazily: a new request is read each time one finishes, so every
+        worker stays busy while a slow request (a retry's backoff) holds the head, and at most
+        ``max(1024, 8 * max_workers)`` requests are held between reading and yielding, so an
+        endless generator runs in bounded memory. An item that is not a valid request (not a
+        dict, no ``model``, ``stream=True``) fails alone, like an item whose call failed.
 
         Args:
             requests: ``create`` keyword dicts.
             return_exceptions: yield a failed item's exception in its place.
+            ordered: True (default) yields in input order; False yields each result as it
+                finishes (nothing is held back behind a slow request).
 
         Raises:
-            BaseException: without ``return_exceptions``, the first failure in input order,
-                after cancelling every item not yet started. On KeyboardInterrupt, or when
-                you stop iterating, the items not yet started are cancelled.
+            BaseException: without ``return_exceptions``, the first failure in the order of
+                yielding, after cancelling every item not yet started. On KeyboardInterrupt,
+                or when you stop iterating, the items not yet started are cancelled.
         """
+        if not isinstance(ordered, bool):
+            raise TypeError(f"ordered must be True or False, got {ordered!r}")
         pool = self._client._shared.pool()
+        workers = self._client.max_workers
 
         def start(item: Any) -> Future[ChatCompletion]:
             if not isinstance(item, Mapping):
@@ -265,10 +275,12 @@ class Completions:
                 return failed_future(exc)
             return pool.submit(self._run, item)
 
-        return ordered_map(
+        return bounded_map(
             start,
             requests,
-            window=2 * self._client.max_workers,
+            window=map_window(workers),
+            ahead=2 * workers,
+            ordered=ordered,
             return_exceptions=return_exceptions,
         )
 

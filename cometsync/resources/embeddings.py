@@ -27,7 +27,7 @@ from .._embedding_types import CreateEmbeddingResponse
 from .._errors import RequestTypeError, RequestValidationError
 from .._flow import CallSpec
 from .._policy import ResponseLike
-from .._pool import failed_future, ordered_map
+from .._pool import bounded_map, failed_future, map_window
 from .._raw import RawResponse, raw_spec
 from .._types import Attempt, Timeout, TimeoutLike
 from .._validate import _chain, _check_json, _check_model_list, _refuse_client_settings
@@ -232,14 +232,22 @@ class Embeddings:
         return self._client._shared.pool().submit(self._run, create_kwargs)
 
     def map(
-        self, requests: Iterable[Mapping[str, Any]], *, return_exceptions: bool = False
+        self,
+        requests: Iterable[Mapping[str, Any]],
+        *,
+        return_exceptions: bool = False,
+        ordered: bool = True,
     ) -> Iterator[Union[CreateEmbeddingResponse, BaseException]]:
         """Run many ``create`` calls on the thread pool; yield their results in input order.
 
-        As ``chat.completions.map``: lazy, at most twice ``max_workers`` ahead; an item that
-        is not a dict fails alone.
+        As ``chat.completions.map``: lazy, no worker idles behind a slow request, at most
+        ``max(1024, 8 * max_workers)`` requests held; ``ordered=False`` yields them as they
+        finish; an item that is not a dict fails alone.
         """
+        if not isinstance(ordered, bool):
+            raise TypeError(f"ordered must be True or False, got {ordered!r}")
         pool = self._client._shared.pool()
+        workers = self._client.max_workers
 
         def start(item: Any) -> Future[CreateEmbeddingResponse]:
             if not isinstance(item, Mapping):
@@ -251,10 +259,12 @@ class Embeddings:
                 )
             return pool.submit(self._run, item)
 
-        return ordered_map(
+        return bounded_map(
             start,
             requests,
-            window=2 * self._client.max_workers,
+            window=map_window(workers),
+            ahead=2 * workers,
+            ordered=ordered,
             return_exceptions=return_exceptions,
         )
 

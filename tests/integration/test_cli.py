@@ -291,6 +291,22 @@ def test_interrupted_batch_keeps_finished_lines_and_resumes_exactly_once(tmp_pat
     assert f"{len(first)} lines were already in the output" in resumed.stderr
 
 
+def test_batch_in_order_writes_lines_and_malformed_lines_in_input_order(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """--in-order writes every line in its input slot, a malformed one included."""
+    ids = [f"q{i:02d}" for i in range(20)]
+    rows = [request_line(c) for c in ids]
+    rows.insert(5, "{not json")
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out.jsonl"
+    proc = cli("batch", str(source), "-o", str(out), "--in-order", "--no-progress", sim=sim)
+    assert proc.returncode == 4, proc.stderr  # the malformed line is a failed line
+    written = [r["custom_id"] for r in read_output(out)]
+    assert written == [*ids[:5], "line-6", *ids[5:]]
+
+
 def test_batch_runs_without_tqdm_after_a_one_line_note(sim: Simulator, tmp_path: Path) -> None:
     """With tqdm missing the batch still runs; stderr says how to get a progress bar."""
     source = tmp_path / "in.jsonl"

@@ -51,5 +51,7 @@ def test_processes_sharing_redis_take_turns(redis_db: Any, patient_url: str) -> 
     assert shared["calls_failed"] == 0, shared["errors"]
     assert shared["redis_reachable"]
     # Typically 5-6 calls each (main's polling: 1 vs 13); 3 leaves room for a loaded machine.
-    assert max(shared["ok_per_process"]) - min(shared["ok_per_process"]) <= 3, shared
-    assert shared["slowest_call_s"] <= 1.0 + 0.4, shared  # three turns ahead, never a lottery
+    # Unfair turns gave 1 vs 13 calls and a 6.5 s wait; a loaded machine starts processes up to
+    # a second apart, so the bounds leave room for that and still catch a lottery.
+    assert max(shared["ok_per_process"]) - min(shared["ok_per_process"]) <= 6, shared
+    assert shared["slowest_call_s"] <= 1.0 + 1.0, shared  # three turns ahead, never a lottery

@@ -204,6 +204,7 @@ def test_demo_runs_and_reports_both_sides() -> None:
     assert result["stats"]["total"] == attempts
     report = demo._report(result)
     assert "success rate" in report and "injected" in report
+    assert "latency (server exchange)" in report and "queued (waited in client)" in report
 
 
 _CORE = Core({"models": {"m1": {}}})

@@ -130,6 +130,104 @@ def test_results_are_written_in_input_order_with_their_ids(tmp_path: Path) -> No
     assert (summary.succeeded, summary.failed, summary.unpriced) == (2, 0, 2)
 
 
+class SlowFirst:
+    """Answers by message content; "head" gets a 503 first, whose backoff lasts until every
+    other line has been answered (the clock's sleep waits for that, 5 s at most)."""
+
+    def __init__(self, others: int) -> None:
+        self.fake = FakeClock()
+        self.others = others
+        self.answered = 0
+        self.head_sends = 0
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+        self.released: List[bool] = []
+
+    # the clock
+    def monotonic(self) -> float:
+        return self.fake.monotonic()
+
+    def time(self) -> float:
+        return self.fake.time()
+
+    def sleep(self, seconds: float) -> None:
+        self.released.append(self.release.wait(5))
+
+    # the transport
+    def send(self, request: cometsync.HTTPRequest, timeout: cometsync.Timeout) -> Any:
+        text = json.loads(request.body or b"{}")["messages"][0]["content"]
+        with self.lock:
+            if text == "head":
+                self.head_sends += 1
+                if self.head_sends == 1:
+                    return json_response(503, {"error": {"message": "busy", "code": None}})
+            else:
+                self.answered += 1
+                if self.answered == self.others:
+                    self.release.set()
+        return json_response(200, completion_body(text))
+
+    def close(self) -> None:
+        pass
+
+
+def batch_input(tmp_path: Path, names: List[str], bad_at: int = -1) -> Path:
+    source = tmp_path / "in.jsonl"
+    rows = [
+        line(custom_id=n, body={"model": "m", "messages": [{"role": "user", "content": n}]})
+        for n in names
+    ]
+    if bad_at >= 0:
+        rows.insert(bad_at, "{not json")
+    source.write_text("\n".join(rows) + "\n")
+    return source
+
+
+def test_a_line_in_backoff_does_not_stall_the_batch(tmp_path: Path) -> None:
+    """The default completion order writes every other line while the first one backs off."""
+    others = 200
+    fake = SlowFirst(others)
+    names = ["head"] + [f"q{i}" for i in range(others)]
+    source = batch_input(tmp_path, names)
+    out = tmp_path / "out.jsonl"
+    client = cometsync.Client(api_key="k", transport=fake, clock=fake, max_workers=4)
+    with client:
+        summary = run_batch(client, str(source), str(out))
+    ids = [json.loads(x)["custom_id"] for x in out.read_text().splitlines()]
+    assert fake.released == [True]  # released by the others finishing, not by the timeout
+    assert ids[-1] == "head" and sorted(ids) == sorted(names)
+    assert summary.succeeded == others + 1
+
+
+def test_in_order_batch_writes_every_line_in_its_input_slot(tmp_path: Path) -> None:
+    """With ordered=True, results and malformed lines alike come out in input order."""
+    others = 50
+    fake = SlowFirst(others)
+    names = ["head"] + [f"q{i}" for i in range(others)]
+    source = batch_input(tmp_path, names, bad_at=3)  # a malformed line 4, behind the head
+    out = tmp_path / "out.jsonl"
+    client = cometsync.Client(api_key="k", transport=fake, clock=fake, max_workers=4)
+    with client:
+        summary = run_batch(client, str(source), str(out), ordered=True)
+    ids = [json.loads(x)["custom_id"] for x in out.read_text().splitlines()]
+    assert fake.released == [True]  # the workers went on while the head waited
+    assert ids == ["head", "q0", "q1", "line-4", *[f"q{i}" for i in range(2, others)]]
+    assert summary.failures["invalid_input"] == 1
+
+
+def test_a_malformed_line_is_written_as_it_is_read_in_completion_order(tmp_path: Path) -> None:
+    """In the default order a malformed line is done at once: ahead of a line still running."""
+    fake = SlowFirst(others=1)
+    source = batch_input(tmp_path, ["head", "q0"], bad_at=1)
+    out = tmp_path / "out.jsonl"
+    client = cometsync.Client(api_key="k", transport=fake, clock=fake, max_workers=2)
+    with client:
+        run_batch(client, str(source), str(out))
+    ids = [json.loads(x)["custom_id"] for x in out.read_text().splitlines()]
+    assert ids.index("line-2") < ids.index("head")
+    assert sorted(ids) == ["head", "line-2", "q0"]
+
+
 def test_embedding_lines_run_beside_chat_lines_without_chat_fallbacks(tmp_path: Path) -> None:
     """A /v1/embeddings line is embedded (floats written); the client's chat chain is not used."""
     source = tmp_path / "in.jsonl"

@@ -14,8 +14,8 @@ import pytest
 
 import cometsync
 from cometsync import RequestValidationError, Timeout
-from cometsync._pool import ordered_map
-from cometsync.testing import completion_body, json_response
+from cometsync._pool import bounded_map, map_window, ordered_map
+from cometsync.testing import FakeClock, completion_body, json_response
 
 KEY = "sk-test-SECRET-pool"
 
@@ -94,7 +94,7 @@ def test_map_yields_in_input_order_whatever_the_completion_order() -> None:
 
 
 def test_map_reads_its_input_lazily_within_a_bounded_window() -> None:
-    """Input is read at most twice max_workers ahead of what was yielded."""
+    """Input is read at most map's window ahead of what was yielded."""
     consumed = [0]
 
     def endless() -> Iterator[Dict[str, Any]]:
@@ -109,10 +109,10 @@ def test_map_reads_its_input_lazily_within_a_bounded_window() -> None:
         assert consumed[0] == 0  # nothing happens before the first result is asked for
         for n, r in enumerate(results):
             assert content(r) == str(n)
-            assert consumed[0] <= n + 1 + 2 * 3
+            assert consumed[0] <= n + 1 + map_window(3)
             if n == 50:
                 break
-    assert consumed[0] >= 2 * 3  # the window was used, not one item at a time
+    assert consumed[0] >= 2 * 3  # read ahead, not one item at a time
 
 
 def test_ordered_map_keeps_workers_busy_behind_a_slow_head() -> None:
@@ -162,7 +162,7 @@ def test_first_failure_is_raised_and_unstarted_items_are_cancelled() -> None:
 def test_keyboard_interrupt_during_map_cancels_and_returns_quickly() -> None:
     """Ctrl-C while map waits returns control at once and starts nothing more."""
     gate = threading.Event()
-    transport = Echo({"0": gate})
+    transport = Echo({str(i): gate for i in range(100)})  # every call waits: none finishes
     client = make(transport, max_workers=2)
     results = client.chat.completions.map(req(str(i)) for i in range(100))
     timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
@@ -173,7 +173,7 @@ def test_keyboard_interrupt_during_map_cancels_and_returns_quickly() -> None:
     assert time.monotonic() - began < 1.0
     gate.set()
     client.close()
-    assert len(transport.sent) <= 2 + 2  # what was running, plus a worker's next pick at most
+    assert len(transport.sent) <= 2  # what was running; the queued ones were cancelled
 
 
 def test_close_shuts_the_pool_down_and_refuses_new_work() -> None:
@@ -240,3 +240,144 @@ def test_a_failing_input_still_delivers_what_was_started_then_raises() -> None:
         with pytest.raises(ValueError, match="bad input row"):
             next(results)
     assert got == [0, 10, 20]
+
+
+class HeldBackoff:
+    """A clock whose sleeps (a retry's backoff) last until ``release`` is set, 5 s at most."""
+
+    def __init__(self) -> None:
+        self.fake = FakeClock()
+        self.release = threading.Event()
+        self.released: List[bool] = []  # per sleep: whether it ended by release, not timeout
+
+    def monotonic(self) -> float:
+        return self.fake.monotonic()
+
+    def time(self) -> float:
+        return self.fake.time()
+
+    def sleep(self, seconds: float) -> None:
+        self.released.append(self.release.wait(5))
+
+
+class HeadFailsOnce(Echo):
+    """The item "head" gets a 503 first; the backoff ends once ``others`` items succeeded."""
+
+    def __init__(self, clock: HeldBackoff, others: int) -> None:
+        super().__init__()
+        self.clock = clock
+        self.others = others
+        self.head_sends = 0
+
+    def send(self, request: cometsync.HTTPRequest, timeout: Timeout) -> cometsync.Response:
+        text = json.loads(request.body or b"{}")["messages"][0]["content"]
+        if text == "head":
+            self.head_sends += 1
+            if self.head_sends == 1:
+                return json_response(503, {"error": {"message": "busy", "code": None}})
+            return json_response(200, completion_body(text))
+        response = super().send(request, timeout)
+        with self.lock:
+            if len(self.sent) == self.others:
+                self.clock.release.set()
+        return response
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_a_head_in_backoff_does_not_stall_the_other_items(ordered: bool) -> None:
+    """Every other item finishes while the head waits out its backoff, in either order."""
+    clock = HeldBackoff()
+    others = 300  # far more than the pool, or than twice the pool
+    transport = HeadFailsOnce(clock, others)
+    items = [req("head")] + [req(str(i)) for i in range(others)]
+    with cometsync.Client(api_key=KEY, transport=transport, clock=clock, max_workers=4) as c:
+        out = [content(r) for r in c.chat.completions.map(items, ordered=ordered)]
+    assert clock.released == [True]  # the backoff ended because all the others were done
+    assert transport.head_sends == 2
+    expected = ["head"] + [str(i) for i in range(others)]
+    if ordered:
+        assert out == expected
+    else:
+        assert out[-1] == "head" and sorted(out) == sorted(expected)
+
+
+def test_unordered_map_yields_in_completion_order() -> None:
+    """ordered=False yields each result as it finishes, whatever its input position."""
+    gates = {str(i): threading.Event() for i in range(3)}
+    with make(Echo(gates), max_workers=4) as client:
+        results = client.chat.completions.map((req(str(i)) for i in range(3)), ordered=False)
+        out = []
+        for name in ("2", "0", "1"):
+            gates[name].set()
+            out.append(content(next(results)))
+        assert out == ["2", "0", "1"]
+        assert list(results) == []
+
+
+def test_ordered_must_be_a_bool() -> None:
+    """A non-bool ordered= is refused by name (a typo like ordered='no' would be truthy)."""
+    with make(Echo()) as client, pytest.raises(TypeError, match="ordered must be True or False"):
+        client.chat.completions.map([req("a")], ordered="no")  # type: ignore[arg-type]
+
+
+def test_a_stuck_head_holds_at_most_the_window_then_reading_stops() -> None:
+    """Behind a head that never finishes, reading stops at the window: memory stays bounded."""
+    gate = threading.Event()
+    consumed = [0]
+
+    def endless() -> Iterator[int]:
+        i = 0
+        while True:
+            consumed[0] += 1
+            yield i
+            i += 1
+
+    def job(i: int) -> int:
+        if i == 0:
+            gate.wait(5)
+        return i
+
+    with ThreadPoolExecutor(2) as pool:
+        results = bounded_map(lambda i: pool.submit(job, i), endless(), window=20, ahead=3)
+        threading.Timer(0.2, gate.set).start()
+        assert next(results) == 0
+        assert consumed[0] <= 21  # the window plus the one read as the head was yielded
+        assert consumed[0] >= 19  # the workers used the whole window while the head waited
+        assert [next(results) for _ in range(100)] == list(range(1, 101))
+        results.close()  # type: ignore[attr-defined]
+
+
+def test_unordered_map_raises_the_first_failure_to_finish() -> None:
+    """Without return_exceptions, ordered=False raises the first failure in finishing order."""
+    gate = threading.Event()
+    with make(Echo({"0": gate}), max_workers=2) as client:
+        results = client.chat.completions.map([req("0"), req("fail")], ordered=False)
+        with pytest.raises(cometsync.BadRequestError):
+            next(results)
+        gate.set()
+
+
+def test_a_failure_behind_a_slow_head_stops_the_reading() -> None:
+    """Once a later item has failed (to be raised in its turn), no further item is read."""
+    gate = threading.Event()
+    consumed = [0]
+
+    def source() -> Iterator[int]:
+        for i in range(1000):
+            consumed[0] += 1
+            yield i
+
+    def job(i: int) -> int:
+        if i == 0:
+            gate.wait(5)
+        if i == 3:
+            raise ValueError("item 3 failed")
+        return i
+
+    with ThreadPoolExecutor(2) as pool:
+        results = bounded_map(lambda i: pool.submit(job, i), source(), window=500, ahead=2)
+        threading.Timer(0.2, gate.set).start()
+        assert [next(results), next(results), next(results)] == [0, 1, 2]
+        with pytest.raises(ValueError, match="item 3"):
+            next(results)
+    assert consumed[0] <= 3 + 1 + 2  # up to the failure, plus what was in the pool beside it

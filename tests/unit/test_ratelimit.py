@@ -191,7 +191,7 @@ def test_rate_limit_with_neither_rpm_nor_tpm_is_refused() -> None:
 
 
 def test_stats_name_the_every_model_limit_star_and_never_show_none() -> None:
-    """stats() keys: "*" for the every-model limit, "(no model)" for model-less calls."""
+    """stats() keys: "*" for the every-model limit; model-less calls leave no entry at all."""
     headers = {
         "x-ratelimit-limit-requests": "100",
         "x-ratelimit-remaining-requests": "0",
@@ -213,6 +213,6 @@ def test_stats_name_the_every_model_limit_star_and_never_show_none() -> None:
     client.chat.completions.create(model="m1", messages=MSG)
     stats = client.stats()
     assert stats["shared"]["rate_limits"] == {"*": {"rpm": 600, "tpm": None}}
-    assert "(no model)" in stats["limiter"] and "m1" in stats["limiter"]
-    assert "(no model)" in stats["shared"]["learned"]
+    assert list(stats["limiter"]) == ["m1"]  # issue 13: model-less calls are no model's
+    assert "(no model)" not in stats["shared"]["learned"]
     assert "'None'" not in repr(stats)
