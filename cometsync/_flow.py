@@ -260,7 +260,9 @@ def call_flow(
             sent_at = clock.monotonic()
             left = None if stop_at is None else stop_at - sent_at
             if left is not None and left <= 0:
-                raise fail(last_error or APITimeoutError(f"deadline of {deadline:g}s passed"))
+                if last_error is None:
+                    raise fail(APITimeoutError(f"deadline of {deadline:g}s passed"))
+                raise fail(_deadline_named(last_error, deadline, stop_at, sent_at))
             outcome = yield Send(
                 model,
                 spec.method,
@@ -367,7 +369,7 @@ def call_flow(
             assert verdict.error is not None
             last_error = verdict.error
             if step.decision == "raise":
-                raise fail(last_error)
+                raise fail(_deadline_named(last_error, deadline, stop_at, done_at))
             if step.decision == "fallback":
                 break
             assert step.delay is not None
@@ -395,6 +397,18 @@ def call_flow(
         # Nothing was sent: every model of the chain was refused by the guards.
         raise fail(_all_skipped(skipped))
     raise fail(last_error)
+
+
+def _deadline_named(
+    error: APIError, deadline: Optional[float], stop_at: Optional[float], now: float
+) -> APIError:
+    """A timeout cut short by the call's deadline says so, not just "read timed out"."""
+    if stop_at is None or deadline is None or now < stop_at:
+        return error
+    if isinstance(error, APITimeoutError) and not error.message.startswith("the call's deadline"):
+        error.message = f"the call's deadline of {deadline:g}s ran out: {error.message}"
+        error.args = (error.message, *error.args[1:])
+    return error
 
 
 def _await_model(
