@@ -431,8 +431,9 @@ def test_a_closed_client_refuses_calls() -> None:
     """Calling a closed client is a clear error, not a hang or an obscure pool failure."""
     client, _, _ = make([])
     client.close()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(cometsync.ClientClosedError, match="closed") as info:
         create(client)
+    assert isinstance(info.value, RuntimeError) and isinstance(info.value, cometsync.CometError)
 
 
 def test_models_list_parses_the_list_object() -> None:
