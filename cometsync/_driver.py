@@ -11,7 +11,7 @@ import json
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from ._config import OnAttempt, _Options, _Shared
-from ._errors import APIError, ClientClosedError, APITimeoutError, PoolTimeoutError
+from ._errors import APIError, APITimeoutError, ClientClosedError, PoolTimeoutError
 from ._flow import CallSpec, Deliver, Queued, Send, Sleep, call_flow
 from ._http_info import ErrorRequest
 from ._recovery import FlowHandle

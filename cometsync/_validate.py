@@ -219,8 +219,7 @@ def _check_map_item(
     """
     if not isinstance(item, Mapping):
         return RequestTypeError(
-            f"{where}: each request must be a dict of create() arguments, "
-            f"got {type(item).__name__}"
+            f"{where}: each request must be a dict of create() arguments, got {type(item).__name__}"
         )
     try:
         signature.bind(**item)

@@ -28,9 +28,9 @@ from .._stream import Stream, stream_spec
 from .._transport import HTTPRequest
 from .._types import Attempt, ChatCompletion, Timeout, TimeoutLike
 from .._validate import (
-    _check_map_item,
     _chain,
     _check_json,
+    _check_map_item,
     _check_model_list,
     _check_stream_fields,
     _refuse_client_settings,

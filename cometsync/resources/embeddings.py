@@ -31,7 +31,13 @@ from .._policy import ResponseLike
 from .._pool import bounded_map, failed_future, map_window
 from .._raw import RawResponse, raw_spec
 from .._types import Attempt, Timeout, TimeoutLike
-from .._validate import _chain, _check_map_item, _check_json, _check_model_list, _refuse_client_settings
+from .._validate import (
+    _chain,
+    _check_json,
+    _check_map_item,
+    _check_model_list,
+    _refuse_client_settings,
+)
 
 if TYPE_CHECKING:
     from .._client import Client

@@ -241,7 +241,7 @@ def test_deadline_caps_each_attempt_timeout_and_never_sleeps_past_it() -> None:
 
 
 def test_a_timeout_cut_by_the_deadline_names_it_and_records_no_fallback() -> None:
-    """When the deadline runs out during an attempt, the error says so and no fallback is claimed."""
+    """When the deadline runs out in an attempt, the error says so and no fallback is claimed."""
     clock = FakeClock()
     transport = ScriptedTransport(
         [cometsync.APITimeoutError("Read timed out. (read timeout=3)")], clock=clock, latency=3.0
