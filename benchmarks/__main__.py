@@ -5,7 +5,8 @@ Scenarios: ``brooker`` (Brooker's backoff experiment), ``gateway``, ``outage`` a
 speed against peers over loopback sockets), ``first-token`` (what a first-token limit costs on
 slow-but-healthy streams), ``redis_rtt`` (what shared state on Redis costs per call),
 ``real-fleet`` (real processes on one key, with and without Redis), ``fleet`` (N processes x M
-threads sharing one key: per-process protections vs shared state, in virtual time).
+threads sharing one key: per-process protections vs shared state, in virtual time), ``failover``
+(the failover conduct scorecard over loopback sockets).
 ``python -m benchmarks SCENARIO --help`` for options.
 """
 
@@ -18,7 +19,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from . import brooker
+from . import brooker, failover_cli
 from ._report import write_json
 
 __all__ = ["main"]
@@ -349,6 +350,7 @@ def _parser() -> argparse.ArgumentParser:
         "--scale", type=float, default=0.05, help="time scale (default 0.05: 3 s runs as 0.15 s)"
     )
     ft.set_defaults(run=_first_token)
+    failover_cli.add_parser(sub, _positive)
     t = sub.add_parser("throughput", help="per-call throughput vs requests, urllib3, openai")
     t.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     t.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")

@@ -33,7 +33,7 @@ from cometsync._backoff import (
     FullJitter,
 )
 from cometsync._flow import CallSpec, Send, call_flow
-from cometsync._policy import ResponseLike, RetryPolicy
+from cometsync._policy import ResponseLike, RetryPolicy, shared
 from cometsync._transport import Response
 from cometsync._types import Timeout
 from simulator.virtual import Engine, Task
@@ -46,6 +46,8 @@ CAP = 2.0
 HOP_MEAN = 0.010
 HOP_SD = 0.002
 _SQRT2 = math.sqrt(2.0)
+_TWO_HOPS_MEAN = 2 * HOP_MEAN
+_TWO_HOPS_SD = HOP_SD * _SQRT2
 
 #: The blog's five strategies as cometsync backoffs (see the module docstring for the bases).
 STRATEGIES: Dict[str, Backoff] = {
@@ -56,9 +58,11 @@ STRATEGIES: Dict[str, Backoff] = {
     "decorrelated": DecorrelatedJitter(base=0.005, cap=CAP),
 }
 
-_OK = Response(200, {}, b"{}", "sim://row", payload={})
+# The two replies every write gets, the same objects each time: ``shared`` lets the flow keep
+# their verdicts instead of classifying the same reply again for every attempt.
+_OK = shared(Response(200, {}, b"{}", "sim://row", payload={}))
 _CONFLICT_BODY = {"error": {"message": "version changed", "type": "conflict", "code": "conflict"}}
-_CONFLICT = Response(409, {}, b"", "sim://row", payload=_CONFLICT_BODY)
+_CONFLICT = shared(Response(409, {}, b"", "sim://row", payload=_CONFLICT_BODY))
 _SPEC: CallSpec[ResponseLike] = CallSpec(
     method="POST", path="/row", route="/row", parse=lambda response, model: response
 )
@@ -79,18 +83,23 @@ class BrookerRow:
         self.rng = rng
         self.writes = 0
         self._last_success = -1.0
+        # Bound once: each is used once or twice per attempt, millions of times in a sweep.
+        self._gauss = rng.gauss
+        self._write_cb = self._write
 
     def _hop(self) -> float:
-        return abs(self.rng.gauss(HOP_MEAN, HOP_SD))
+        return abs(self._gauss(HOP_MEAN, HOP_SD))
 
     def _two_hops(self) -> float:
         # The read reply and the write request, as one draw: the sum of two independent
         # Normal(10, 2) hops is exactly Normal(20, 2*sqrt(2)); abs() never bites at 7 sd.
-        return abs(self.rng.gauss(2 * HOP_MEAN, HOP_SD * _SQRT2))
+        return abs(self._gauss(_TWO_HOPS_MEAN, _TWO_HOPS_SD))
 
     def submit(self, engine: Engine, task: Task, send: Send) -> None:
-        read_at = engine.clock.now + self._hop()
-        engine.schedule(read_at + self._two_hops(), self._write, (task, read_at))
+        gauss = self._gauss  # _hop() and _two_hops(), inlined: the same draws in the same order
+        read_at = engine.clock.now + abs(gauss(HOP_MEAN, HOP_SD))
+        at = read_at + abs(gauss(_TWO_HOPS_MEAN, _TWO_HOPS_SD))
+        engine.schedule(at, self._write_cb, (task, read_at))
 
     def _write(self, arg: Tuple[Task, float]) -> None:
         task, read_at = arg
@@ -100,7 +109,7 @@ class BrookerRow:
         won = self._last_success < read_at  # the version read is still current
         if won:
             self._last_success = now
-        engine.reply(task, _OK if won else _CONFLICT, now + self._hop())
+        engine.reply(task, _OK if won else _CONFLICT, now + abs(self._gauss(HOP_MEAN, HOP_SD)))
 
 
 def run_once(clients: int, strategy: str, seed: Any) -> Tuple[int, float, int]:

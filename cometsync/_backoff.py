@@ -85,8 +85,12 @@ class Exponential(Backoff):
     jitter: float = 0.0
 
     def delay(self, retry: int, previous: Optional[float] = None) -> float:
-        extra = self._random().uniform(0.0, self.jitter) if self.jitter > 0 else 0.0
-        return self.expo(retry) + extra
+        if self.jitter > 0:
+            extra = (self.rng if self.rng is not None else _SHARED_RNG).uniform(0.0, self.jitter)
+        else:
+            extra = 0.0
+        exponent = min(max(retry - 1, 0), _MAX_EXPONENT)  # expo(), inlined: once per retry
+        return min(self.cap, self.base * 2.0**exponent) + extra
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,12 @@ class FullJitter(Backoff):
     """``U(0, expo(n))``: the fewest calls under contention in Brooker's experiment."""
 
     def delay(self, retry: int, previous: Optional[float] = None) -> float:
-        return self._random().uniform(0.0, self.expo(retry))
+        # expo(), inlined (once per retry): conditionals give exactly what min/max give.
+        exponent = retry - 1 if 0 < retry <= _MAX_EXPONENT else (0 if retry < 1 else _MAX_EXPONENT)
+        envelope = self.base * 2.0**exponent
+        cap = self.cap
+        envelope = envelope if envelope < cap else cap
+        return (self.rng if self.rng is not None else _SHARED_RNG).uniform(0.0, envelope)
 
 
 @dataclass(frozen=True)
@@ -102,8 +111,9 @@ class EqualJitter(Backoff):
     """``expo(n)/2 + U(0, expo(n)/2)``: never retries sooner than half the envelope."""
 
     def delay(self, retry: int, previous: Optional[float] = None) -> float:
-        half = self.expo(retry) / 2.0
-        return half + self._random().uniform(0.0, half)
+        exponent = min(max(retry - 1, 0), _MAX_EXPONENT)  # expo(), inlined: once per retry
+        half = min(self.cap, self.base * 2.0**exponent) / 2.0
+        return half + (self.rng if self.rng is not None else _SHARED_RNG).uniform(0.0, half)
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,8 @@ class DecorrelatedJitter(Backoff):
 
     def delay(self, retry: int, previous: Optional[float] = None) -> float:
         prev = self.base if previous is None or previous < self.base else previous
-        return min(self.cap, self._random().uniform(self.base, prev * 3.0))
+        rng = self.rng if self.rng is not None else _SHARED_RNG
+        return min(self.cap, rng.uniform(self.base, prev * 3.0))
 
 
 @dataclass(frozen=True)

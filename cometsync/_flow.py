@@ -37,12 +37,14 @@ from typing import (
 
 from ._clock import Clock
 from ._errors import APIError, APITimeoutError, ModelCooldownError, PoolTimeoutError
+from ._lazy import Deferred, Unbuilt, build_record, built
 from ._policy import (
     Classification,
     ResponseLike,
     RetryPolicy,
     Step,
-    classify,
+    _with_error,
+    assess,
     decide,
     demote,
     invalid_body,
@@ -110,6 +112,9 @@ class Sleep(NamedTuple):
 
 Action = Union[Send, Sleep, Deliver]
 
+# Builds a Send or a Sleep without the NamedTuple's Python-level __new__ (once per attempt).
+_new = tuple.__new__
+
 
 def _no_attach(result: Any, attempts: Sequence[Attempt]) -> Any:
     return result
@@ -140,10 +145,6 @@ class CallSpec(Generic[T]):
     attach: Callable[[T, Sequence[Attempt]], T] = field(default=_no_attach)
     stream: bool = False
     recover: bool = False
-
-
-def _describe(error: Optional[BaseException]) -> Optional[str]:
-    return None if error is None else f"{type(error).__name__}: {error}"
 
 
 def call_flow(
@@ -182,29 +183,40 @@ def call_flow(
     """
     start = clock.monotonic()
     stop_at = None if deadline is None else start + deadline
-    history: List[Attempt] = []
-    last_error: Optional[APIError] = None
+    history: List[Union[Attempt, Unbuilt]] = []
+    last_error: Union[APIError, Deferred, None] = None
     skipped: List[str] = []
     if all(model is None for model in chain):
         # A route without a model (catalog, models list) is no model's traffic: it takes no
         # limiter slot, no cooldown, and neither counts nor spends in the retry budget.
         guards = NO_GUARDS
     guards.on_call(start)
+    # The base class protects nothing: its calls, several per attempt, can be skipped.
+    guarded = type(guards) is not Guards
+    eager = guarded or on_attempt is not None  # an error's readers: build it at once
     waited = 0.0  # seconds this flow waited for a cooling model, counted in the next send
     resume: Optional[StreamBreak] = None  # the latest break of a delivered stream
     first_break: Optional[APIError] = None
     refused: List[Optional[str]] = []  # models that refused a prefill in this call
 
-    def record(entry: Attempt, replace: bool = False) -> None:
+    def record(entry: Union[Attempt, Unbuilt], replace: bool = False) -> None:
+        if on_attempt is not None and type(entry) is tuple:
+            entry = build_record(entry, scrub)
         if replace:
             history[-1] = entry
         else:
             history.append(entry)
         if on_attempt is not None:
             try:
-                on_attempt(entry)
+                on_attempt(entry)  # type: ignore[arg-type]
             except Exception:  # an observer's bug must not lose the call's result
                 logger.exception("on_attempt hook raised; the call goes on")
+
+    def attempts() -> Tuple[Attempt, ...]:
+        for i, entry in enumerate(history):
+            if type(entry) is tuple:
+                history[i] = build_record(entry, scrub)
+        return tuple(history)  # type: ignore[arg-type]
 
     def guard_retry(
         step: Step, verdict: Classification, model: Optional[str], has_next: bool, now: float
@@ -226,9 +238,9 @@ def call_flow(
             return step._replace(reason=f"{held}; the retry waits for it"), True
         return step, False
 
-    def fail(error: APIError) -> APIError:
-        error = first_break or error
-        error.attempts = tuple(history)
+    def fail(failure: Union[APIError, Deferred]) -> APIError:
+        error = first_break or built(failure)
+        error.attempts = attempts()
         return error
 
     for index, model in enumerate(chain):
@@ -245,6 +257,7 @@ def call_flow(
             logger.info("skipping model=%s: %s", model, refusal)
             continue
         body = None if spec.body is None else {**spec.body, "model": model}
+        method, path, route, stream = spec.method, spec.path, spec.route, spec.stream
         previous_delay: Optional[float] = None
         attempt = free = 0  # free: attempts that do not count as retries (a refused prefill)
         while True:
@@ -258,20 +271,16 @@ def call_flow(
                     raise fail(resume.error)
                 body, prefilled = planned
             sent_at = clock.monotonic()
-            left = None if stop_at is None else stop_at - sent_at
-            if left is not None and left <= 0:
-                if last_error is None:
-                    raise fail(APITimeoutError(f"deadline of {deadline:g}s passed"))
-                raise fail(_deadline_named(last_error, deadline, stop_at, sent_at))
-            outcome = yield Send(
-                model,
-                spec.method,
-                spec.path,
-                body,
-                timeout.capped(left),
-                spec.stream,
-                attempt,
-                stop_at,
+            capped = timeout
+            if stop_at is not None:
+                left = stop_at - sent_at
+                if left <= 0:
+                    if last_error is None:
+                        raise fail(APITimeoutError(f"deadline of {deadline:g}s passed"))
+                    raise fail(_deadline_named(last_error, deadline, stop_at, sent_at))
+                capped = timeout.capped(left)
+            outcome = yield _new(
+                Send, (model, method, path, body, capped, stream, attempt, stop_at)
             )
             done_at = clock.monotonic()
             queued, waited = waited, 0.0
@@ -281,7 +290,8 @@ def call_flow(
                 outcome = outcome.outcome
             if outcome is None:
                 raise TypeError("the driver answered a Send with None")
-            verdict = classify(outcome, policy, model=model, now=clock.time(), method=spec.method)  # type: ignore[arg-type]
+            # Positional: the keyword call costs more, once per attempt.
+            verdict, deferred = assess(outcome, policy, model, clock.time(), method)  # type: ignore[arg-type]
             result: Any = None
             if verdict.ok:
                 try:
@@ -294,55 +304,57 @@ def call_flow(
                         fallback=True,
                         error=invalid_body(model, status, str(exc)),
                     )
+            if eager and deferred is not None:
+                verdict, deferred = _with_error(verdict, deferred.build()), None
             no_prefill: Optional[Step] = None
             if prefilled and not verdict.ok and refuses_prefill(outcome):
                 # Says nothing of the model's health and is not a retry of a failure.
                 assert resume is not None
                 refused.append(model)
                 no_prefill = prefill_refused_step(resume.restart, has_next)
-            elif not isinstance(outcome, PoolTimeoutError):  # never sent: says nothing of the model
-                guards.observe(model, verdict, done_at)
+            elif guarded and not isinstance(outcome, PoolTimeoutError):  # never sent: says
+                guards.observe(model, verdict, done_at)  # nothing of the model
+            time_left = None if stop_at is None else stop_at - done_at
             step = no_prefill or decide(
-                verdict,
-                attempt - free,
-                policy,
-                previous_delay,
-                None if stop_at is None else stop_at - done_at,
-                has_next,
+                verdict, attempt - free, policy, previous_delay, time_left, has_next
             )
             rewait = False
-            if no_prefill is None:
+            if guarded and no_prefill is None:
                 step, rewait = guard_retry(step, verdict, model, has_next, done_at)
             if resume is not None and step.decision == "success":
                 step = step._replace(
                     reason="recovery: " + ("continued" if prefilled else "restarted")
                 )
             status_code = getattr(outcome, "status_code", None)
-            error_text = _describe(verdict.error)
-            record(
-                Attempt._record(
-                    model,
-                    spec.route,
-                    status_code if isinstance(status_code, int) else None,
-                    done_at - sent_at,
-                    attempt,
-                    None if error_text is None else scrub(error_text),
-                    step.delay,
-                    step.decision,
-                    step.reason,
-                    queued,
-                )
+            status_code = status_code if isinstance(status_code, int) else None
+            failure = verdict.error if deferred is None else deferred
+            decision, delay, reason = step
+            fields: Unbuilt = (
+                model,
+                route,
+                status_code,
+                done_at - sent_at,
+                attempt,
+                failure,
+                delay,
+                decision,
+                reason,
+                queued,
             )
-            if no_prefill is not None and step.decision == "retry":
+            if on_attempt is None:  # record(), inlined: once per attempt
+                history.append(fields)
+            else:
+                record(fields)
+            if no_prefill is not None and decision == "retry":
                 free += 1
                 continue
-            if step.decision == "success":
+            if decision == "success":
                 if not spec.recover:
-                    return spec.attach(result, tuple(history))
+                    return result if spec.attach is _no_attach else spec.attach(result, attempts())
                 # The flow keeps no reference to the stream it hands out: the stream holds
                 # the flow, and a cycle would keep an abandoned stream (and its connection).
                 box, result = [result], None
-                brk = yield Deliver(spec.attach(box.pop(), tuple(history)), prefilled)
+                brk = yield Deliver(spec.attach(box.pop(), attempts()), prefilled)
                 if not isinstance(brk, StreamBreak):
                     return None  # type: ignore[return-value]  # the reader is done with it
                 resume, first_break = brk, first_break or brk.error
@@ -359,22 +371,25 @@ def call_flow(
                 )
                 step, rewait = guard_retry(step, verdict, model, has_next, done_at)
                 step = break_step(step, brk)
-                record(
-                    broken_record(history[-1], brk, step, done_at - sent_at, scrub), replace=True
-                )
+                delivered = attempts()[-1]  # every record is built: the Deliver above built them
+                record(broken_record(delivered, brk, step, done_at - sent_at, scrub), replace=True)
+                failure, decision = verdict.error, step.decision
             if no_prefill is not None:
-                if step.decision == "raise":
-                    raise fail(verdict.error or APIError("the model refused the prefill"))
+                if decision == "raise":
+                    raise fail(failure or APIError("the model refused the prefill"))
                 break
-            assert verdict.error is not None
-            last_error = verdict.error
-            if step.decision == "raise":
+            assert failure is not None
+            last_error = failure
+            if decision == "raise":
                 raise fail(_deadline_named(last_error, deadline, stop_at, done_at))
-            if step.decision == "fallback":
+            if decision == "fallback":
                 break
-            assert step.delay is not None
-            yield Sleep(step.delay)
-            previous_delay = step.delay
+            delay = step.delay
+            assert delay is not None
+            yield _new(Sleep, (delay,))
+            previous_delay = delay
+            if not guarded:  # nothing below applies (a wait for the model needs a guard)
+                continue
             woke = clock.monotonic()
             if has_next and guards.refuse_retry(model, woke) is not None:
                 # The breaker tripped while this call slept: the next model, no retry sent.
@@ -400,8 +415,11 @@ def call_flow(
 
 
 def _deadline_named(
-    error: APIError, deadline: Optional[float], stop_at: Optional[float], now: float
-) -> APIError:
+    error: Union[APIError, Deferred],
+    deadline: Optional[float],
+    stop_at: Optional[float],
+    now: float,
+) -> Union[APIError, Deferred]:
     """A timeout cut short by the call's deadline says so, not just "read timed out"."""
     if stop_at is None or deadline is None or now < stop_at:
         return error

@@ -9,7 +9,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, FrozenSet, Mapping, NamedTuple, Optional, Union
+from typing import Any, FrozenSet, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union
 
 from ._backoff import Backoff, FullJitter
 from ._decode import loads
@@ -20,9 +20,8 @@ from ._errors import (
     APITimeoutError,
     ConfigError,
     PoolTimeoutError,
-    status_error,
 )
-from ._http_info import ErrorResponse
+from ._lazy import Deferred
 
 __all__ = [
     "BASE_URL_HINT",
@@ -32,10 +31,12 @@ __all__ = [
     "ResponseLike",
     "RetryPolicy",
     "Step",
+    "assess",
     "classify",
     "decide",
     "parse_rate_limit",
     "parse_retry_after",
+    "shared",
 ]
 
 BASE_URL_HINT = (
@@ -46,6 +47,7 @@ _INVALID_REQUEST_CODES = frozenset({"invalid_request", "invalid_request_error"})
 _QUOTA_CODES = frozenset({"insufficient_quota", "quota_exceeded"})
 _CONTEXT_CODES = frozenset({"context_length_exceeded"})
 _CONTEXT_MESSAGE = "maximum context length"  # OpenAI's wording when the code is missing
+_tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 
 @dataclass(frozen=True)
@@ -97,9 +99,27 @@ class ResponseLike:
     headers: Mapping[str, str]
     content: bytes
     url: str
+    # The last verdict of a reply marked ``shared``: (policy, model, method, what ``assess``
+    # said).
+    _assessed: Optional[Tuple[Any, Optional[str], Optional[str], Any]] = None
 
     def json(self) -> Any:
         return loads(self.content)
+
+
+R = TypeVar("R", bound=ResponseLike)
+
+
+def shared(response: R) -> R:
+    """Mark a reply that answers many attempts unchanged (a simulator's canned reply).
+
+    ``assess`` then keeps its verdict on it, per policy, model and method, instead of
+    classifying the same object again for each attempt: a pure function of an object that no
+    longer changes. A verdict that depends on the clock (a Retry-After date) is never kept.
+    Returns ``response``, which must not be changed afterwards.
+    """
+    response._assessed = (None, None, None, None)
+    return response
 
 
 class Classification(NamedTuple):
@@ -220,13 +240,6 @@ def _finite(text: str) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
-def _decode(response: ResponseLike) -> Any:
-    try:
-        return response.json()
-    except (ValueError, RecursionError):  # RecursionError: a custom ResponseLike's own json()
-        return response.content.decode("utf-8", "replace")
-
-
 def classify(
     outcome: Union[ResponseLike, APIError],
     policy: RetryPolicy,
@@ -244,28 +257,74 @@ def classify(
         now: wall-clock seconds since the epoch, to resolve Retry-After dates.
         method: the request's method, kept on a status error's ``.response.request``.
     """
+    verdict, deferred = assess(outcome, policy, model, now, method)
+    if deferred is None:
+        return verdict
+    return _with_error(verdict, deferred.build())
+
+
+def _with_error(verdict: Classification, error: APIError) -> Classification:
+    # Not ``_replace``: this runs once per failed attempt.
+    return _tuple_new(
+        Classification,
+        (
+            verdict.ok,
+            verdict.retry,
+            verdict.fallback,
+            error,
+            verdict.retry_after,
+            verdict.overloaded,
+            verdict.rate_limit,
+            verdict.fail_over,
+            verdict.token_limit,
+        ),
+    )
+
+
+def assess(
+    outcome: Union[ResponseLike, APIError],
+    policy: RetryPolicy,
+    model: Optional[str],
+    now: float,
+    method: str = "POST",
+) -> Tuple[Classification, Optional[Deferred]]:
+    """``classify``, with an error status's error left to build: ``(verdict, deferred)``.
+
+    For an HTTP error status the verdict's ``error`` is None and ``deferred.build()`` makes
+    it; for anything else ``deferred`` is None and the verdict is ``classify``'s.
+    """
     if isinstance(outcome, APIError):
         connection = isinstance(outcome, APIConnectionError)
         # A model silent past the timeout is likely to stay silent: asking it again only
         # multiplies the wait (openai-python #3828). A slot timeout sent nothing, so it is not.
         silent = isinstance(outcome, APITimeoutError) and not isinstance(outcome, PoolTimeoutError)
-        return Classification(
+        verdict = Classification(
             ok=False,
             retry=policy.retry_connection_errors and connection,
             fallback=True,
             error=outcome,
             fail_over=silent,
         )
+        return verdict, None
     status = outcome.status_code
     headers = outcome.headers
     if 200 <= status < 300:
-        return Classification(
-            ok=True,
-            rate_limit=parse_rate_limit(headers),
-            token_limit=parse_rate_limit(headers, "tokens"),
-        )
-    retry_after = parse_retry_after(headers, now)
-    body = _decode(outcome)
+        rate_limit = parse_rate_limit(headers)
+        token_limit = parse_rate_limit(headers, "tokens")
+        if rate_limit is None and token_limit is None:
+            return _OK, None
+        return Classification(True, rate_limit=rate_limit, token_limit=token_limit), None
+    kept = getattr(outcome, "_assessed", None)
+    if kept is not None and kept[0] is policy and kept[1] == model and kept[2] == method:
+        return kept[3]  # type: ignore[no-any-return]
+    get = headers.get
+    # Most failures carry neither header: the parsers' calls only when one is there.
+    timeless = get("retry-after-ms") is None and get("retry-after") is None
+    retry_after = None if timeless else parse_retry_after(headers, now)
+    try:  # the decoded JSON body, else its text
+        body = outcome.json()
+    except (ValueError, RecursionError):  # RecursionError: a custom ResponseLike's own json()
+        body = outcome.content.decode("utf-8", "replace")
     json_error = isinstance(body, dict) and "error" in body
     hint = ""
     retry = fallback = False
@@ -289,7 +348,7 @@ def classify(
     elif status in policy.retry_statuses or (status >= 500 and policy.retry_server_errors):
         retry = fallback = True
     if policy.respect_should_retry:
-        should = headers.get("x-should-retry")
+        should = get("x-should-retry")
         if should is not None:
             should = should.strip().lower()
             if should in ("true", "false"):
@@ -298,22 +357,35 @@ def classify(
                 retry = should == "true" and not (fallback and status == 400)
     if status >= 500 and not json_error and not isinstance(body, dict) and _looks_html(body):
         hint = hint or "an HTML error page, likely from a proxy in front of the gateway"
-    response = ErrorResponse(status, headers, outcome.content, body, method, outcome.url)
-    error = status_error(
-        status, headers, body, model=model, hint=hint, retry_after=retry_after, response=response
+    # tuple.__new__ rather than the NamedTuples' Python-level __new__: this runs once per
+    # failed attempt, millions of times in a benchmark sweep.
+    verdict = _tuple_new(
+        Classification,
+        (
+            False,
+            retry,
+            fallback,
+            None,
+            retry_after,
+            status in (429, 503, 529),
+            None if get("x-ratelimit-limit-requests") is None else parse_rate_limit(headers),
+            False,
+            None
+            if get("x-ratelimit-limit-tokens") is None
+            else parse_rate_limit(headers, "tokens"),
+        ),
     )
-    # Positional: this runs once per failed attempt, millions of times in a benchmark sweep.
-    return Classification(
-        False,
-        retry,
-        fallback,
-        error,
-        retry_after,
-        status in (429, 503, 529),
-        parse_rate_limit(headers),
-        False,
-        parse_rate_limit(headers, "tokens"),
+    deferred = _tuple_new(
+        Deferred,
+        (status, headers, body, model, hint, retry_after, outcome.content, method, outcome.url),
     )
+    assessed = verdict, deferred
+    if kept is not None and timeless:
+        outcome._assessed = (policy, model, method, assessed)
+    return assessed
+
+
+_OK = Classification(True)
 
 
 def _names_model(body: Any) -> bool:
@@ -380,7 +452,7 @@ def decide(
         has_next_model: whether the fallback chain has another model.
     """
     if verdict.ok:
-        return Step("success")
+        return _SUCCESS
     if time_left is not None and time_left <= 0:  # no time for a retry nor a fallback
         return Step("raise", reason="the call's deadline ran out")
     move_on = "fallback" if verdict.fallback and has_next_model else "raise"
@@ -403,7 +475,11 @@ def decide(
         delay = max(delay, server_wait)
     if time_left is not None and delay >= time_left:
         return Step(move_on, reason=f"a {delay:.3g}s wait would pass the deadline")
-    return Step("retry", delay=delay)
+    # tuple.__new__ skips the NamedTuple's Python-level __new__ (once per retry).
+    return tuple.__new__(Step, ("retry", delay, ""))
+
+
+_SUCCESS = Step("success")
 
 
 def demote(verdict: Classification, has_next_model: bool, reason: str) -> Step:

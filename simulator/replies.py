@@ -261,6 +261,8 @@ def answer(
     if fault == "error":
         return Reply(200, error_event(seed, seq, step), headers=headers, fault=fault)
     body = payload()
+    if fault == "eof":
+        return Reply(200, _halved(body), headers=headers, fault=fault)
     if fault == "malformed":
         full = wire.dumps(body)
         return Reply(200, None, headers=headers, body=full[: len(full) * 2 // 3], fault=fault)
@@ -279,6 +281,23 @@ def answer(
     return Reply(200, body, headers=headers)
 
 
+def _halved(body: Dict[str, Any]) -> Dict[str, Any]:
+    """A well-formed body that stops half-way: half the text (or items), no finish reason."""
+    out = dict(body)
+    if "choices" in out:
+        choices = []
+        for choice in out["choices"]:
+            message = dict(choice.get("message") or {})
+            if isinstance(message.get("content"), str):
+                words = message["content"].split(" ")
+                message["content"] = " ".join(words[: len(words) // 2])
+            choices.append({**choice, "message": message, "finish_reason": None})
+        out["choices"] = choices
+    elif isinstance(out.get("data"), list):
+        out["data"] = out["data"][: len(out["data"]) // 2]
+    return out
+
+
 def _stream(
     seed: int,
     hang_s: float,
@@ -293,7 +312,8 @@ def _stream(
 ) -> Reply:
     """A stream, broken by a stream fault after ``step.after_chunks`` events (default half).
 
-    ``truncate`` closes cleanly, ``reset`` with RST, ``stall`` goes silent; ``malformed``
+    ``truncate`` closes cleanly, ``reset`` with RST, ``stall`` goes silent, ``eof`` ends the
+    HTTP body properly but without a finish reason or ``[DONE]``; ``malformed``
     cuts one event in half and goes on; ``error`` sends an ``{"error": ...}`` event and
     ends without ``[DONE]``.
     """

@@ -30,11 +30,11 @@ __all__ = [
 ]
 
 #: Transport-level faults: answers that are not a well-formed JSON response.
-FAULTS = ("reset", "hang", "malformed", "empty", "truncate", "html", "error", "stall")
+FAULTS = ("reset", "hang", "malformed", "empty", "truncate", "html", "error", "stall", "eof")
 #: The error code of a prompt over the model's context window (OpenAI's body when scripted).
 CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
 #: Faults that break a stream after ``after_chunks`` events (default: half-way).
-STREAM_FAULTS = ("truncate", "reset", "malformed", "error", "stall")
+STREAM_FAULTS = ("truncate", "reset", "malformed", "error", "stall", "eof")
 
 
 class ScenarioError(ValueError):

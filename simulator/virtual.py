@@ -19,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Generator, List, Optional, Protocol, Tuple
 
@@ -84,10 +85,12 @@ class Task:
         "outcome",
         "queued",
         "result",
+        "send",
         "sends",
         "server",
         "started",
         "tag",
+        "try_acquire",
         "waiting_since",
     )
 
@@ -101,8 +104,13 @@ class Task:
         guards: Any = None,
     ) -> None:
         self.flow = flow
+        self.send = flow.send  # bound once: the engine resumes the flow twice per attempt
         self.server = server
         self.guards = guards
+        # Looked up once: the engine asks for a slot before every send when there is one.
+        self.try_acquire: Optional[Callable[[Optional[str], float], bool]] = (
+            None if guards is None else getattr(guards, "try_acquire", None)
+        )
         self.holding: Optional[Tuple[Optional[str]]] = None  # the model whose slot it holds
         self.tag = tag
         self.started = started
@@ -137,6 +145,8 @@ class Server(Protocol):
     def submit(self, engine: Engine, task: Task, send: Send) -> None: ...
 
 
+_push = heapq.heappush
+
 # A heap entry: (time, sequence, callback, argument). The sequence breaks ties in scheduling
 # order and keeps callbacks from ever being compared.
 _Event = Tuple[float, int, Callable[[Any], None], Any]
@@ -154,14 +164,15 @@ class Engine:
         self.tasks: List[Task] = []
         self.events = 0
         self._heap: List[_Event] = []
-        self._seq = 0
+        self._seq = itertools.count(1)
+        # Bound once: a bound method made per event is an allocation per event.
+        self._step_cb = self._step
         self._parked: Dict[Tuple[int, Optional[str]], Deque[Tuple[Task, Send]]] = {}
 
     def schedule(self, at: float, callback: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``callback(arg)`` at virtual time ``at`` (now, if ``at`` is in the past)."""
         now = self.clock.now
-        self._seq += 1
-        heapq.heappush(self._heap, (at if at > now else now, self._seq, callback, arg))
+        heapq.heappush(self._heap, (at if at > now else now, next(self._seq), callback, arg))
 
     def spawn(
         self,
@@ -181,16 +192,20 @@ class Engine:
         """
         task = Task(flow, server, tag, at, on_done, guards)
         self.tasks.append(task)
-        self.schedule(at, self._step, task)
+        self.schedule(at, self._step_cb, task)
         return task
 
     def reply(self, task: Task, outcome: Outcome, at: float) -> None:
         """Deliver ``outcome`` (a response or an ``APIError``) to ``task``'s flow at ``at``."""
         task.outcome = outcome
-        self.schedule(at, self._step, task)
+        now = self.clock.now  # schedule(), inlined: once per attempt
+        _push(self._heap, (at if at > now else now, next(self._seq), self._step_cb, task))
 
     def run(self, until: Optional[float] = None) -> float:
         """Process events in order until none is left (or the next is after ``until``).
+
+        An event is a callback, or the resumption of a task's flow (two of the three events
+        of a typical attempt), which this loop does itself rather than through a call.
 
         Returns:
             The virtual time of the last event processed.
@@ -198,6 +213,8 @@ class Engine:
         heap = self._heap
         clock = self.clock
         pop = heapq.heappop
+        resume = self._step_cb
+        seq = self._seq
         events = 0
         try:
             while heap:
@@ -206,44 +223,54 @@ class Engine:
                 at, _, callback, arg = pop(heap)
                 clock.now = at
                 events += 1
-                callback(arg)
+                if callback is not resume:
+                    callback(arg)
+                    continue
+                # Resume the task's flow with its pending outcome; act on what it yields next.
+                task: Task = arg
+                outcome = task.outcome
+                task.outcome = None
+                if task.queued:  # the send waited for a slot: the flow records it as `queued`
+                    outcome = Queued(outcome, task.queued)  # type: ignore[arg-type]
+                    task.queued = 0.0
+                if task.holding is not None:
+                    self._release(task)
+                try:
+                    action = task.send(outcome)
+                    # A zero wait with nothing else due at this instant would be the very next
+                    # event anyway: resume at once instead of a heap round trip (same order,
+                    # same results).
+                    while type(action) is Sleep and action.seconds <= 0:
+                        if heap and heap[0][0] <= at:
+                            break
+                        action = task.send(None)
+                except StopIteration as stop:
+                    self._finish(task, stop.value, None)
+                    continue
+                except APIError as error:
+                    self._finish(task, None, error)
+                    continue
+                if type(action) is Sleep:
+                    wake = at + action.seconds
+                    _push(heap, (wake if wake > at else at, next(seq), resume, task))
+                elif type(action) is Send and task.try_acquire is None:
+                    task.sends += 1  # _send() without a slot to take, inlined
+                    task.server.submit(self, task, action)
+                elif type(action) is Send:
+                    self._send(task, action)
+                else:
+                    raise TypeError(f"a flow yielded {action!r}; expected Send or Sleep")
         finally:
             self.events += events
         return clock.now
 
     def _step(self, task: Task) -> None:
-        """Resume ``task``'s flow with its pending outcome and act on what it yields next."""
-        outcome = task.outcome
-        task.outcome = None
-        if task.queued:  # the send waited for a slot: the flow records it as `queued`
-            outcome = Queued(outcome, task.queued)  # type: ignore[arg-type]
-            task.queued = 0.0
-        if task.holding is not None:
-            self._release(task)
-        heap = self._heap
-        now = self.clock.now
-        try:
-            action = task.flow.send(outcome)
-            # A zero wait with nothing else due at this instant would be the very next event
-            # anyway: resume at once instead of a heap round trip (same order, same results).
-            while type(action) is Sleep and action.seconds <= 0 and (not heap or heap[0][0] > now):
-                action = task.flow.send(None)
-        except StopIteration as stop:
-            self._finish(task, stop.value, None)
-            return
-        except APIError as error:
-            self._finish(task, None, error)
-            return
-        if type(action) is Sleep:
-            self.schedule(self.clock.now + action.seconds, self._step, task)
-        elif type(action) is Send:
-            self._send(task, action)
-        else:
-            raise TypeError(f"a flow yielded {action!r}; expected Send or Sleep")
+        """The marker of a task's resumption on the heap; ``run`` does the work itself."""
+        raise AssertionError("a resumption event is handled by run()")  # pragma: no cover
 
     def _send(self, task: Task, send: Send) -> None:
         guards = task.guards
-        try_acquire = getattr(guards, "try_acquire", None)
+        try_acquire = task.try_acquire
         if try_acquire is not None and send.model is not None:  # no slot without a model
             now = self.clock.now
             if not try_acquire(send.model, now):

@@ -125,3 +125,23 @@ def test_after_chunks_is_only_for_stream_faults() -> None:
         Core({"models": {"m1": {"script": [{"fault": "html", "after_chunks": 1}]}}})
     with pytest.raises(ScenarioError, match="after_chunks"):
         Core({"models": {"m1": {"script": [{"fault": "reset", "after_chunks": -1}]}}})
+
+
+def test_eof_ends_the_stream_cleanly_without_finish_or_done() -> None:
+    """eof sends the first half of the events and a complete body: no finish reason, no [DONE]."""
+    full = decoded(chat(Core({"models": {"m1": {}}})))
+    reply = chat(scripted({"fault": "eof"}))
+    events = decoded(reply)
+    assert (reply.status, reply.end, reply.fault) == (200, "complete", "eof")
+    assert 1 < len(events) < len(full) - 2 and events == full[: len(events)]
+    assert all(e["choices"][0]["finish_reason"] is None for e in events)
+
+
+def test_eof_on_a_plain_request_is_half_an_answer_without_finish_reason() -> None:
+    """Without stream, eof answers a well-formed completion of half the words, finish null."""
+    whole = chat(Core({"models": {"m1": {}}}), stream=False).payload
+    cut = chat(scripted({"fault": "eof"}), stream=False)
+    text = cut.payload["choices"][0]["message"]["content"]
+    assert cut.status == 200 and cut.payload["choices"][0]["finish_reason"] is None
+    assert 0 < len(text) < len(whole["choices"][0]["message"]["content"])
+    assert whole["choices"][0]["message"]["content"].startswith(text)
