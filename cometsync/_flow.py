@@ -18,16 +18,11 @@ the pure functions of ``_policy``), so both drivers run exactly the same logic.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import (
     Any,
     Callable,
-    Dict,
     Generator,
-    Generic,
     List,
-    Mapping,
-    NamedTuple,
     Optional,
     Sequence,
     Tuple,
@@ -35,12 +30,12 @@ from typing import (
     Union,
 )
 
+from ._actions import Action, CallSpec, Outcome, Queued, Send, Sleep, _no_attach
 from ._clock import Clock
 from ._errors import APIError, APITimeoutError, ModelCooldownError, PoolTimeoutError
 from ._lazy import Deferred, Unbuilt, build_record, built
 from ._policy import (
     Classification,
-    ResponseLike,
     RetryPolicy,
     Step,
     _with_error,
@@ -69,82 +64,8 @@ logger = logging.getLogger("cometsync")
 T = TypeVar("T")
 
 
-class Send(NamedTuple):
-    """Send one HTTP request and reply with the response, or the ``APIError`` it raised.
-
-    Actions are NamedTuples rather than frozen dataclasses: immutable all the same, and several
-    times cheaper to build on the per-attempt path the virtual-time engine runs millions of times.
-    """
-
-    model: Optional[str]
-    method: str
-    path: str
-    body: Optional[Dict[str, Any]]
-    timeout: Timeout
-    stream: bool = False
-    attempt: int = 1
-    #: The call's deadline on the clock's monotonic scale, or None: a driver that waits
-    #: before sending (for a limiter slot) cuts ``timeout`` to what is left of it.
-    stop_at: Optional[float] = None
-
-
-class Queued(NamedTuple):
-    """A driver's answer to a ``Send`` that waited ``seconds`` in the client before it left.
-
-    A driver that holds a request back (for a limiter slot, the server's pacing) answers with
-    this instead of the bare outcome, so the attempt's ``latency`` is the exchange alone and
-    the wait is its ``queued``. Answering with the bare outcome means no wait.
-    """
-
-    outcome: Union[ResponseLike, APIError]
-    seconds: float
-
-
-#: What a driver answers a ``Send`` with (None answers a ``Sleep``).
-Outcome = Union[ResponseLike, APIError, StreamBreak, Queued, None]
-
-
-class Sleep(NamedTuple):
-    """Wait ``seconds`` before the next attempt, then reply with None."""
-
-    seconds: float
-
-
-Action = Union[Send, Sleep, Deliver]
-
 # Builds a Send or a Sleep without the NamedTuple's Python-level __new__ (once per attempt).
 _new = tuple.__new__
-
-
-def _no_attach(result: Any, attempts: Sequence[Attempt]) -> Any:
-    return result
-
-
-@dataclass(frozen=True)
-class CallSpec(Generic[T]):
-    """What one call sends and how a successful response becomes its result.
-
-    Args:
-        method: HTTP method.
-        path: path relative to the base URL (``/chat/completions``).
-        route: the path as recorded in attempts (``/v1/chat/completions``).
-        body: JSON body without ``model`` (the flow adds each chain model), or None.
-        parse: turns a 2xx response into the result; ValueError means an invalid body.
-        attach: returns the result carrying the call's attempt history.
-        stream: whether the request asks for a stream.
-        recover: a stream recovered after its first chunk: on success the flow yields
-            ``Deliver(result)`` instead of returning, and its reader resumes it with a
-            ``StreamBreak`` when the stream breaks (``_recovery``).
-    """
-
-    method: str
-    path: str
-    route: str
-    parse: Callable[[ResponseLike, Optional[str]], T]
-    body: Optional[Mapping[str, Any]] = None
-    attach: Callable[[T, Sequence[Attempt]], T] = field(default=_no_attach)
-    stream: bool = False
-    recover: bool = False
 
 
 def call_flow(
