@@ -29,7 +29,7 @@ from cometsync._clock import Clock
 from cometsync._errors import APIError
 from cometsync._flow import CallSpec, Outcome, Send, Sleep, call_flow
 from cometsync._headers import parse_retry_after
-from cometsync._policy import ResponseLike, RetryPolicy, classify
+from cometsync._policy import ResponseLike, RetryPolicy, classify, invalid_body
 from cometsync._types import Timeout
 from cometsync.guards import NO_GUARDS, Guards
 from simulator.virtual import Flow
@@ -69,6 +69,14 @@ def _send(spec: CallSpec[Any], model: str, timeout: Timeout, attempt: int) -> Se
     return Send(model, spec.method, spec.path, body, timeout, spec.stream, attempt)
 
 
+def _parse(spec: CallSpec[Any], outcome: Outcome, model: str) -> Any:
+    """The result of a usable 2xx; a malformed body raises as the SDK under a recipe would."""
+    try:
+        return spec.parse(outcome, model)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise invalid_body(model, _status(outcome) or 200, str(exc)) from exc
+
+
 def _status(outcome: Outcome) -> Optional[int]:
     status = getattr(outcome, "status_code", None)
     return status if isinstance(status, int) else None
@@ -83,7 +91,7 @@ def fallback_doc_flow(
         outcome = yield _send(spec, model, timeout, 1)
         error = _error_of(outcome, model, clock.time())
         if error is None:
-            return spec.parse(outcome, model)  # type: ignore[arg-type]
+            return _parse(spec, outcome, model)
         status = _status(outcome)
         if status == 429 or status in (500, 503, 504, 524):
             last = error
@@ -103,7 +111,7 @@ def ratelimit_doc_flow(
         outcome = yield _send(spec, model, timeout, attempt + 1)
         error = _error_of(outcome, model, clock.time())
         if error is None:
-            return spec.parse(outcome, model)  # type: ignore[arg-type]
+            return _parse(spec, outcome, model)
         if _status(outcome) != 429 or attempt == 4:
             raise error
         yield Sleep(min(30.0, 1.0 * 2**attempt) + rng.random() * 1.0)
@@ -137,7 +145,7 @@ def openai_default_flow(
         outcome = yield _send(spec, model, timeout, retries + 1)
         error = _error_of(outcome, model, clock.time())
         if error is None:
-            return spec.parse(outcome, model)  # type: ignore[arg-type]
+            return _parse(spec, outcome, model)
         if retries == max_retries or not _openai_should_retry(outcome, clock.time()):
             raise error
         headers = getattr(outcome, "headers", {})

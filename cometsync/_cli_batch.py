@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import shlex
 import signal
 import sys
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, List, Tuple
 
 from ._batch import BatchFileError, BatchSummary, run_batch
 from ._cli_commands import EXIT_BATCH_FAILURES, EXIT_OK, EXIT_USAGE, _client
@@ -24,6 +25,7 @@ class _Progress:
     def __init__(self, enabled: bool) -> None:
         self._bar: Any = None
         self._enabled = enabled
+        self._redirected: List[Tuple[logging.StreamHandler[Any], Any]] = []
 
     def start(self, total: int) -> None:
         if not self._enabled or total == 0:  # nothing to run: an empty bar says nothing
@@ -35,6 +37,12 @@ class _Progress:
             _err("no progress bar: install cometsync[cli] (tqdm) for one")
             return
         self._bar = tqdm.tqdm(total=total, unit="req", file=sys.stderr, dynamic_ncols=True)
+        # A warning logged while the bar runs (a fallback's cost) goes above it, not inside it.
+        for handler in logging.getLogger("cometsync").handlers:
+            if getattr(handler, "_cometsync_cli", False) and isinstance(
+                handler, logging.StreamHandler
+            ):
+                self._redirected.append((handler, handler.setStream(_AboveBar(self._bar))))
 
     def update(self, summary: BatchSummary) -> None:
         if self._bar is None:
@@ -57,8 +65,26 @@ class _Progress:
             self._bar.write(f"cometsync: {message}", file=sys.stderr)
 
     def close(self) -> None:
+        for handler, stream in self._redirected:
+            handler.setStream(stream)
+        self._redirected.clear()
         if self._bar is not None:
             self._bar.close()
+
+
+class _AboveBar:
+    """A log handler's stream that writes each line above the progress bar (tqdm.write)."""
+
+    def __init__(self, bar: Any) -> None:
+        self._bar = bar
+
+    def write(self, text: str) -> None:
+        text = text.rstrip("\n")
+        if text:
+            self._bar.write(text, file=sys.stderr)
+
+    def flush(self) -> None:
+        """Nothing to flush: tqdm.write wrote the line already."""
 
 
 class _Stop:

@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping, Optional, Set, Tuple
 
 from ._catalog import CatalogCache
 from ._clock import Clock
-from ._errors import ConfigError
+from ._errors import ClientClosedError, ConfigError
 from ._policy import RetryPolicy
 from ._transport import Transport
 from ._types import Attempt, Timeout, TimeoutLike
@@ -66,7 +66,7 @@ class _Shared:
         """The thread pool, started on first use (a client that never submits has no threads)."""
         with self.lock:
             if self.closed:
-                raise RuntimeError("this cometsync.Client is closed")
+                raise ClientClosedError("this cometsync.Client is closed")
             if self.executor is None:
                 self.executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="cometsync")
             return self.executor

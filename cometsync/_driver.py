@@ -11,7 +11,7 @@ import json
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from ._config import OnAttempt, _Options, _Shared
-from ._errors import APIError, APITimeoutError, PoolTimeoutError
+from ._errors import APIError, APITimeoutError, ClientClosedError, PoolTimeoutError
 from ._flow import CallSpec, Deliver, Queued, Send, Sleep, call_flow
 from ._http_info import ErrorRequest
 from ._recovery import FlowHandle
@@ -74,7 +74,7 @@ class Driver:
     ) -> T:
         """Drive one call's flow with the real transport and clock; ``auth=False`` sends no key."""
         if self._shared.closed:
-            raise RuntimeError("this cometsync.Client is closed")
+            raise ClientClosedError("this cometsync.Client is closed")
         options = self._options
         shared = self._shared
         headers = self._headers(extra_headers, auth)

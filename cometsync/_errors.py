@@ -44,6 +44,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "CometError",
     "ConfigError",
     "ConflictError",
@@ -62,6 +63,10 @@ __all__ = [
 
 class CometError(Exception):
     """Base class of every error cometsync raises deliberately."""
+
+
+class ClientClosedError(CometError, RuntimeError):
+    """The client was closed: it sends nothing more; also a ``RuntimeError``."""
 
 
 class ConfigError(CometError, ValueError):

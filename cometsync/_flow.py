@@ -275,7 +275,9 @@ def call_flow(
             if stop_at is not None:
                 left = stop_at - sent_at
                 if left <= 0:
-                    raise fail(last_error or APITimeoutError(f"deadline of {deadline:g}s passed"))
+                    if last_error is None:
+                        raise fail(APITimeoutError(f"deadline of {deadline:g}s passed"))
+                    raise fail(_deadline_named(last_error, deadline, stop_at, sent_at))
                 capped = timeout.capped(left)
             outcome = yield _new(
                 Send, (model, method, path, body, capped, stream, attempt, stop_at)
@@ -379,7 +381,7 @@ def call_flow(
             assert failure is not None
             last_error = failure
             if decision == "raise":
-                raise fail(last_error)
+                raise fail(_deadline_named(last_error, deadline, stop_at, done_at))
             if decision == "fallback":
                 break
             delay = step.delay
@@ -410,6 +412,21 @@ def call_flow(
         # Nothing was sent: every model of the chain was refused by the guards.
         raise fail(_all_skipped(skipped))
     raise fail(last_error)
+
+
+def _deadline_named(
+    error: Union[APIError, Deferred],
+    deadline: Optional[float],
+    stop_at: Optional[float],
+    now: float,
+) -> Union[APIError, Deferred]:
+    """A timeout cut short by the call's deadline says so, not just "read timed out"."""
+    if stop_at is None or deadline is None or now < stop_at:
+        return error
+    if isinstance(error, APITimeoutError) and not error.message.startswith("the call's deadline"):
+        error.message = f"the call's deadline of {deadline:g}s ran out: {error.message}"
+        error.args = (error.message, *error.args[1:])
+    return error
 
 
 def _await_model(

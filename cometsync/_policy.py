@@ -344,6 +344,8 @@ def decide(
     """
     if verdict.ok:
         return _SUCCESS
+    if time_left is not None and time_left <= 0:  # no time for a retry nor a fallback
+        return Step("raise", reason="the call's deadline ran out")
     move_on = "fallback" if verdict.fallback and has_next_model else "raise"
     if verdict.fail_over and move_on == "fallback":
         return Step(move_on, reason=NO_RESPONSE)

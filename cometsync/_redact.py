@@ -10,8 +10,9 @@ What counts as the key: the key itself and any run of 8 or more of its consecuti
 characters, in any ASCII letter case. Not recognised: shorter fragments, and the key
 transformed otherwise (percent- or base64-encoded, split by other characters). A key shorter
 than 8 characters (never a real one; tests use them) is too short to look for in bodies
-without mangling them: it is replaced where it appears whole, in its own case, in error
-texts, attempt records and headers only.
+without mangling them: it is replaced where it appears whole, in its own case, as a token of
+its own (not touching a letter, digit, ``_`` or ``-``), in error texts, attempt records and
+headers only.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ class Redactor:
 
     def __init__(self, secret: Optional[str]) -> None:
         self._short = secret if secret and len(secret) < FRAGMENT else None
+        # A short key is a whole token only: "k" must not eat the k of "token".
+        self._short_re = (
+            re.compile(r"(?<![A-Za-z0-9_-])" + re.escape(self._short) + r"(?![A-Za-z0-9_-])")
+            if self._short
+            else None
+        )
         key = "" if self._short else (secret or "").lower()
         size = min(FRAGMENT, len(key))
         frags = sorted({key[i : i + size] for i in range(len(key) - size + 1)}) if key else []
@@ -65,8 +72,11 @@ class Redactor:
     # -- text and bytes -------------------------------------------------------------------
     def text(self, text: str) -> str:
         """``text`` with every fragment of the key replaced by ``[redacted]``."""
-        if self._short is not None:
-            return text.replace(self._short, REDACTED) if self._short in text else text
+        if self._short is not None and self._short_re is not None:
+            if self._short not in text:
+                return text
+            scrubbed = self._short_re.sub(REDACTED, text)
+            return text if scrubbed == text else scrubbed
         if not self._frags or len(text) < self._size:
             return text
         low = text.lower()

@@ -6,6 +6,7 @@ client setting, a ``RequestTypeError`` / ``RequestValidationError`` for a call's
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Mapping  # not typing's: isinstance on it is several times slower
 from typing import Any, List, Optional, Sequence, Tuple
@@ -23,6 +24,7 @@ __all__ = [
     "_check_base_url",
     "_check_deadline",
     "_check_json",
+    "_check_map_item",
     "_check_model_list",
     "_check_parts",
     "_check_stream_fields",
@@ -205,3 +207,22 @@ def _refuse_stream(kwargs: Mapping[str, Any], where: str) -> None:
             f"stream=True cannot be used with {where}(): read streams with create() "
             "in the thread that consumes them"
         )
+
+
+def _check_map_item(
+    item: Any, signature: inspect.Signature, where: str
+) -> Optional[RequestValidationError]:
+    """Why ``item`` cannot be ``create()``'s arguments (e.g. no ``model``), or None.
+
+    Checked before a thread runs it, so a bad item fails as a RequestTypeError naming the
+    problem and its place, not as a bare TypeError from the call.
+    """
+    if not isinstance(item, Mapping):
+        return RequestTypeError(
+            f"{where}: each request must be a dict of create() arguments, got {type(item).__name__}"
+        )
+    try:
+        signature.bind(**item)
+    except TypeError as exc:
+        return RequestTypeError(f"{where}: not valid create() arguments: {exc}")
+    return None

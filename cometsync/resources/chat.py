@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from concurrent.futures import Future
 from typing import (
     TYPE_CHECKING,
@@ -29,6 +30,7 @@ from .._types import Attempt, ChatCompletion, Timeout, TimeoutLike
 from .._validate import (
     _chain,
     _check_json,
+    _check_map_item,
     _check_model_list,
     _check_stream_fields,
     _refuse_client_settings,
@@ -225,10 +227,12 @@ class Completions:
 
         Raises:
             RequestValidationError: ``stream=True`` (a stream belongs to the thread reading it).
-            RuntimeError: the client is closed.
+            ClientClosedError: the client is closed (a RuntimeError).
         """
         _refuse_stream(create_kwargs, "submit")
-        return self._client._shared.pool().submit(self._run, create_kwargs)
+        pool = self._client._shared.pool()
+        bad = _check_map_item(create_kwargs, inspect.signature(self.create), "submit()")
+        return pool.submit(self._run, create_kwargs) if bad is None else failed_future(bad)
 
     def map(
         self,
@@ -243,7 +247,8 @@ class Completions:
         worker stays busy while a slow request (a retry's backoff) holds the head, and at most
         ``max(1024, 8 * max_workers)`` requests are held between reading and yielding, so an
         endless generator runs in bounded memory. An item that is not a valid request (not a
-        dict, no ``model``, ``stream=True``) fails alone, like an item whose call failed.
+        dict, no ``model``, ``stream=True``) fails alone, like an item whose call failed, as a
+        RequestValidationError (RequestTypeError) naming the problem and ``requests[i]``.
 
         Args:
             requests: ``create`` keyword dicts.
@@ -261,14 +266,14 @@ class Completions:
         pool = self._client._shared.pool()
         workers = self._client.max_workers
 
+        signature = inspect.signature(self.create)
+        read = [0]
+
         def start(item: Any) -> Future[ChatCompletion]:
-            if not isinstance(item, Mapping):
-                return failed_future(
-                    TypeError(
-                        f"each request must be a dict of create() arguments, "
-                        f"got {type(item).__name__}"
-                    )
-                )
+            read[0] += 1
+            bad = _check_map_item(item, signature, f"map() requests[{read[0] - 1}]")
+            if bad is not None:
+                return failed_future(bad)
             try:
                 _refuse_stream(item, "map")
             except RequestValidationError as exc:

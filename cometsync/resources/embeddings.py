@@ -9,6 +9,7 @@ that call, never to the client's chat fallback chain.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from concurrent.futures import Future
 from typing import (
     TYPE_CHECKING,
@@ -30,7 +31,13 @@ from .._policy import ResponseLike
 from .._pool import bounded_map, failed_future, map_window
 from .._raw import RawResponse, raw_spec
 from .._types import Attempt, Timeout, TimeoutLike
-from .._validate import _chain, _check_json, _check_model_list, _refuse_client_settings
+from .._validate import (
+    _chain,
+    _check_json,
+    _check_map_item,
+    _check_model_list,
+    _refuse_client_settings,
+)
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -227,9 +234,11 @@ class Embeddings:
         """Run ``create(**create_kwargs)`` on the client's bounded thread pool.
 
         Raises:
-            RuntimeError: the client is closed.
+            ClientClosedError: the client is closed (a RuntimeError).
         """
-        return self._client._shared.pool().submit(self._run, create_kwargs)
+        pool = self._client._shared.pool()
+        bad = _check_map_item(create_kwargs, inspect.signature(self.create), "submit()")
+        return pool.submit(self._run, create_kwargs) if bad is None else failed_future(bad)
 
     def map(
         self,
@@ -249,14 +258,14 @@ class Embeddings:
         pool = self._client._shared.pool()
         workers = self._client.max_workers
 
+        signature = inspect.signature(self.create)
+        read = [0]
+
         def start(item: Any) -> Future[CreateEmbeddingResponse]:
-            if not isinstance(item, Mapping):
-                return failed_future(
-                    TypeError(
-                        f"each request must be a dict of create() arguments, "
-                        f"got {type(item).__name__}"
-                    )
-                )
+            read[0] += 1
+            bad = _check_map_item(item, signature, f"map() requests[{read[0] - 1}]")
+            if bad is not None:
+                return failed_future(bad)
             return pool.submit(self._run, item)
 
         return bounded_map(

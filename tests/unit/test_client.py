@@ -240,6 +240,28 @@ def test_deadline_caps_each_attempt_timeout_and_never_sleeps_past_it() -> None:
     assert "deadline" in info.value.attempts[-1].reason
 
 
+def test_a_timeout_cut_by_the_deadline_names_it_and_records_no_fallback() -> None:
+    """When the deadline runs out in an attempt, the error says so and no fallback is claimed."""
+    clock = FakeClock()
+    transport = ScriptedTransport(
+        [cometsync.APITimeoutError("Read timed out. (read timeout=3)")], clock=clock, latency=3.0
+    )
+    client = cometsync.Client(
+        api_key=KEY,
+        transport=transport,
+        clock=clock,
+        deadline=3,
+        timeout=Timeout(read=10),
+        fallback_models=["h2"],
+    )
+    with pytest.raises(cometsync.APITimeoutError) as info:
+        create(client)
+    assert str(info.value).startswith("the call's deadline of 3s ran out: Read timed out")
+    assert [a.decision for a in info.value.attempts] == ["raise"]
+    assert "deadline" in info.value.attempts[0].reason
+    assert transport.models == ["m1"]
+
+
 def test_per_call_timeout_overrides_the_client_timeout() -> None:
     """create(timeout=...) applies to that call's attempts only."""
     client, transport, _ = make([ok(), ok()], timeout=30)
@@ -409,8 +431,9 @@ def test_a_closed_client_refuses_calls() -> None:
     """Calling a closed client is a clear error, not a hang or an obscure pool failure."""
     client, _, _ = make([])
     client.close()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(cometsync.ClientClosedError, match="closed") as info:
         create(client)
+    assert isinstance(info.value, RuntimeError) and isinstance(info.value, cometsync.CometError)
 
 
 def test_models_list_parses_the_list_object() -> None:

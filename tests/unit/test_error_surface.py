@@ -8,7 +8,7 @@ from typing import Any, Dict
 import pytest
 
 import cometsync
-from cometsync.testing import json_response
+from cometsync.testing import FakeClock, ScriptedTransport, json_response
 
 from .helpers import KEY, create, err, make
 
@@ -122,3 +122,23 @@ def test_the_redactor_scrubs_type_param_response_and_request_of_an_error() -> No
     assert all(KEY not in t for t in texts) and "[redacted]" in error.response.text
     clean = ErrorResponse(400, {"a": "b"}, b"{}", {}, "GET", "http://h/")
     assert clean.scrubbed(Redactor(KEY).text, Redactor(KEY).json) is clean  # no copy when clean
+
+
+def test_a_short_key_is_redacted_only_where_it_stands_as_a_whole_token() -> None:
+    """A key under 8 characters leaves words that merely contain it intact, but not the key."""
+    from cometsync._redact import Redactor
+
+    assert Redactor("test").text("model claude-3-5-haiku-latest") == "model claude-3-5-haiku-latest"
+    assert Redactor("k").text("no first token") == "no first token"
+    assert Redactor("k").text("key=k, k") == "key=[redacted], [redacted]"
+    assert Redactor("test").text("bearer test.") == "bearer [redacted]."
+
+
+def test_a_short_key_does_not_mangle_the_model_named_in_an_error() -> None:
+    """Client(api_key="test") reports an unknown model's name unchanged."""
+    body = err("model_not_found", "model claude-3-5-haiku-latest not found")
+    transport = ScriptedTransport([json_response(404, body)])
+    client = cometsync.Client(api_key="test", transport=transport, clock=FakeClock(), max_retries=0)
+    with pytest.raises(cometsync.NotFoundError) as info:
+        create(client)
+    assert "claude-3-5-haiku-latest" in str(info.value)

@@ -67,7 +67,7 @@ def test_submit_puts_a_bad_request_in_the_future() -> None:
     """A request that cannot be valid fails its future, not the caller."""
     with make(Echo()) as client:
         future = client.chat.completions.submit(messages=[{"role": "user", "content": "x"}])
-        with pytest.raises(TypeError, match="model"):
+        with pytest.raises(cometsync.RequestTypeError, match="model"):
             future.result(timeout=5)
 
 
@@ -143,8 +143,20 @@ def test_return_exceptions_puts_each_failure_in_place() -> None:
         out = list(client.chat.completions.map(items, return_exceptions=True))
     assert content(out[0]) == "a" and content(out[4]) == "b"
     assert isinstance(out[1], cometsync.BadRequestError)
-    assert isinstance(out[2], TypeError)  # no model
-    assert isinstance(out[3], TypeError) and "dict of create() arguments" in str(out[3])
+    assert isinstance(out[2], cometsync.RequestTypeError)  # no model
+    assert "requests[2]" in str(out[2]) and "'model'" in str(out[2])
+    assert isinstance(out[3], cometsync.RequestTypeError)
+    assert "requests[3]" in str(out[3]) and "dict of create() arguments" in str(out[3])
+
+
+def test_embeddings_map_and_submit_name_an_item_without_a_model() -> None:
+    """A bad embeddings item fails alone as a RequestTypeError naming the missing argument."""
+    with make(Echo()) as client:
+        out = list(client.embeddings.map([{"input": "x"}, 7], return_exceptions=True))
+        future = client.embeddings.submit(input="x")
+    assert isinstance(out[0], cometsync.RequestTypeError) and "'model'" in str(out[0])
+    assert isinstance(out[1], cometsync.RequestTypeError) and "requests[1]" in str(out[1])
+    assert isinstance(future.exception(), cometsync.RequestTypeError)
 
 
 def test_first_failure_is_raised_and_unstarted_items_are_cancelled() -> None:
@@ -181,9 +193,9 @@ def test_close_shuts_the_pool_down_and_refuses_new_work() -> None:
     client = make(Echo())
     client.chat.completions.submit(**req("a")).result(timeout=5)
     client.close()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(cometsync.ClientClosedError, match="closed"):
         client.chat.completions.submit(**req("a"))
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(cometsync.ClientClosedError, match="closed"):
         client.chat.completions.map([req("a")])
     assert not [t for t in threading.enumerate() if t.name.startswith("cometsync")]
 
