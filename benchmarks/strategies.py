@@ -28,13 +28,8 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 from cometsync._clock import Clock
 from cometsync._errors import APIError
 from cometsync._flow import CallSpec, Outcome, Send, Sleep, call_flow
-from cometsync._policy import (
-    ResponseLike,
-    RetryPolicy,
-    classify,
-    invalid_body,
-    parse_retry_after,
-)
+from cometsync._headers import parse_retry_after
+from cometsync._policy import ResponseLike, RetryPolicy, classify, invalid_body
 from cometsync._types import Timeout
 from cometsync.guards import NO_GUARDS, Guards
 from simulator.virtual import Flow

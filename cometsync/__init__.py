@@ -40,8 +40,9 @@ from ._errors import (
     RequestValidationError,
     UnprocessableEntityError,
 )
+from ._headers import parse_retry_after
 from ._metrics import MetricsRecorder
-from ._policy import RetryPolicy, parse_retry_after
+from ._policy import RetryPolicy
 from ._pricing import CostEstimate
 from ._raw import RawResponse
 from ._stream import Stream, accumulate

@@ -1,17 +1,24 @@
-"""Pure retry decisions: classify an outcome, parse Retry-After, choose the next step.
+"""Pure retry decisions: classify an outcome, choose the next step.
 
 Nothing here does I/O or keeps state; the call flow feeds these functions and acts on them.
+What a reply's headers say is read in ``_headers`` (re-exported here); what its body says, in
+``_bodies``.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any, FrozenSet, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union
 
 from ._backoff import Backoff, FullJitter
+from ._bodies import (
+    _INVALID_REQUEST_CODES,
+    _QUOTA_CODES,
+    _context_exceeded,
+    _error_code,
+    _looks_html,
+    _names_model,
+)
 from ._decode import loads
 from ._errors import (
     APIConnectionError,
@@ -21,6 +28,7 @@ from ._errors import (
     ConfigError,
     PoolTimeoutError,
 )
+from ._headers import RateLimitInfo, parse_duration, parse_rate_limit, parse_retry_after
 from ._lazy import Deferred
 
 __all__ = [
@@ -34,6 +42,7 @@ __all__ = [
     "assess",
     "classify",
     "decide",
+    "parse_duration",
     "parse_rate_limit",
     "parse_retry_after",
     "shared",
@@ -43,10 +52,6 @@ BASE_URL_HINT = (
     "This looks like a wrong URL, not a model problem: check base_url (it should end in /v1, "
     "e.g. https://api.cometapi.com/v1)"
 )
-_INVALID_REQUEST_CODES = frozenset({"invalid_request", "invalid_request_error"})
-_QUOTA_CODES = frozenset({"insufficient_quota", "quota_exceeded"})
-_CONTEXT_CODES = frozenset({"context_length_exceeded"})
-_CONTEXT_MESSAGE = "maximum context length"  # OpenAI's wording when the code is missing
 _tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 
@@ -150,94 +155,12 @@ class Classification(NamedTuple):
     token_limit: Optional[RateLimitInfo] = None
 
 
-@dataclass(frozen=True)
-class RateLimitInfo:
-    """The ``x-ratelimit-*-requests`` (or ``-tokens``) headers: limit, left, seconds until full."""
-
-    limit: int
-    remaining: int
-    reset: float
-
-    @property
-    def seconds_per_request(self) -> float:
-        """How often one request's worth of quota comes back (the server's refill pace)."""
-        return self.reset / max(1, self.limit - self.remaining)
-
-
 class Step(NamedTuple):
     """The flow's next move: ``success``, ``retry`` (after ``delay``), ``fallback`` or ``raise``."""
 
     decision: str
     delay: Optional[float] = None
     reason: str = ""
-
-
-def parse_retry_after(headers: Mapping[str, str], now: float) -> Optional[float]:
-    """The server's requested wait in seconds, or None.
-
-    ``retry-after-ms`` wins, then ``retry-after`` as seconds, then as an HTTP date (relative
-    to ``now``, seconds since the epoch). Garbage, NaN and negative values give None or 0.
-    """
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms is not None:
-        value = _finite(raw_ms)
-        if value is not None:
-            return max(0.0, value / 1000.0)
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    value = _finite(raw)
-    if value is not None:
-        return max(0.0, value)
-    try:
-        when = parsedate_to_datetime(raw.strip())
-        if when is None or when.tzinfo is None:  # RFC 9110 dates are GMT; naive means garbage
-            return None
-        wait = when.timestamp() - now
-    except (TypeError, ValueError, IndexError, OverflowError, OSError):
-        return None  # year 99999999999 overflows datetime: garbage like any other
-    return max(0.0, wait) if math.isfinite(wait) else None
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> Optional[float]:
-    """Seconds in ``120ms``, ``1.5s``, ``6m0s``, ``1h2m`` or a bare number; None for garbage."""
-    text = text.strip()
-    bare = _finite(text)
-    if bare is not None:
-        return bare if bare >= 0 else None
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        return None
-    return sum(float(n) * _UNIT[u] for n, u in parts)
-
-
-def parse_rate_limit(headers: Mapping[str, str], kind: str = "requests") -> Optional[RateLimitInfo]:
-    """The request-rate (or ``kind="tokens"``) headers, or None if any is missing."""
-    raw_limit = headers.get(f"x-ratelimit-limit-{kind}")
-    raw_remaining = headers.get(f"x-ratelimit-remaining-{kind}")
-    if raw_limit is None or raw_remaining is None:  # the common case: no exception to pay for
-        return None
-    try:
-        limit = int(raw_limit.strip())
-        remaining = int(raw_remaining.strip())
-    except (ValueError, AttributeError):
-        return None
-    reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}", ""))
-    if reset is None or limit < 1 or remaining < 0:
-        return None
-    return RateLimitInfo(limit=limit, remaining=min(remaining, limit), reset=reset)
-
-
-def _finite(text: str) -> Optional[float]:
-    try:
-        value = float(text.strip())
-    except (AttributeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def classify(
@@ -386,38 +309,6 @@ def assess(
 
 
 _OK = Classification(True)
-
-
-def _names_model(body: Any) -> bool:
-    """Whether a 404's JSON error is about the model (``model_not_found``, "model ... not")."""
-    err = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(err, dict):
-        return isinstance(err, str) and "model" in err.lower()
-    code = str(err.get("code") or "")
-    message = str(err.get("message") or "").lower()
-    if message.startswith("invalid url"):  # "Invalid URL (GET /models)" names a path, not a model
-        return False
-    return "model" in code or "model" in message
-
-
-def _context_exceeded(body: Any) -> bool:
-    """Whether a 400 says the prompt is too long for the model (code or OpenAI's message)."""
-    if _error_code(body) & _CONTEXT_CODES:
-        return True
-    err = body.get("error") if isinstance(body, dict) else None
-    message = err.get("message") if isinstance(err, dict) else err
-    return isinstance(message, str) and _CONTEXT_MESSAGE in message.lower()
-
-
-def _error_code(body: Any) -> FrozenSet[str]:
-    if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
-        return frozenset()
-    err = body["error"]
-    return frozenset(str(err[k]) for k in ("code", "type") if err.get(k) is not None)
-
-
-def _looks_html(body: Any) -> bool:
-    return isinstance(body, str) and body.lstrip()[:15].lower().startswith(("<!doctype", "<html"))
 
 
 def invalid_body(model: Optional[str], status: int, problem: str) -> APIResponseValidationError:

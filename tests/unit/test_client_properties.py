@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 import cometsync
 from cometsync import RetryPolicy
-from cometsync._policy import classify, parse_rate_limit, parse_retry_after
+from cometsync._headers import parse_rate_limit, parse_retry_after
+from cometsync._policy import classify
 from cometsync._sse import parse_event
 from cometsync.testing import (
     FakeClock,

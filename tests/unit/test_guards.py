@@ -20,7 +20,8 @@ from cometsync import (
     RetryBudget,
     RetryPolicy,
 )
-from cometsync._policy import Classification, RateLimitInfo, parse_duration, parse_rate_limit
+from cometsync._headers import RateLimitInfo
+from cometsync._policy import Classification
 from cometsync.testing import FakeClock, ScriptedTransport, completion_body, json_response
 
 KEY = "sk-test-SECRET-guards"
@@ -364,35 +365,6 @@ def test_a_cooldown_longer_than_max_retry_after_fails_fast_with_nothing_sent() -
 
 
 # -- pure helpers ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("120ms", 0.12), ("1s", 1.0), ("1.5s", 1.5), ("6m0s", 360.0), ("1h2m", 3720.0), ("7", 7.0)],
-)
-def test_parse_duration_reads_the_rate_limit_reset_formats(text: str, seconds: float) -> None:
-    """Durations as x-ratelimit-reset-* write them become seconds."""
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "soon", "1x", "-3", "5s later"])
-def test_parse_duration_rejects_garbage(text: str) -> None:
-    """Anything but a duration gives None."""
-    assert parse_duration(text) is None
-
-
-def test_parse_rate_limit_needs_all_three_headers() -> None:
-    """Limit, remaining and reset give RateLimitInfo; a missing or bad one gives None."""
-    headers = {
-        "x-ratelimit-limit-requests": "300",
-        "x-ratelimit-remaining-requests": "0",
-        "x-ratelimit-reset-requests": "1m0s",
-    }
-    info = parse_rate_limit(headers)
-    assert info == RateLimitInfo(limit=300, remaining=0, reset=60.0)
-    assert info is not None and info.seconds_per_request == pytest.approx(0.2)
-    assert parse_rate_limit({**headers, "x-ratelimit-remaining-requests": "x"}) is None
-    assert parse_rate_limit({"x-ratelimit-limit-requests": "300"}) is None
 
 
 def test_budget_floor_defaults_to_one_retry_per_worker() -> None:

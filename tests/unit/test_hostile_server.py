@@ -11,7 +11,7 @@ import pytest
 import cometsync
 from cometsync import RetryPolicy
 from cometsync._decode import MAX_JSON_DEPTH, loads
-from cometsync._policy import parse_retry_after
+from cometsync._headers import parse_retry_after
 from cometsync._redact import Redactor
 from cometsync.testing import (
     FakeClock,

@@ -1,67 +1,20 @@
-"""Pure policy: Retry-After parsing, classification of every outcome, and decisions."""
+"""Pure policy: classification of every outcome, and decisions (Retry-After: test_headers)."""
 
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
 from typing import Any, Dict, Optional
 
 import pytest
-from freezegun import freeze_time
 
 import cometsync
 from cometsync import APIConnectionError, APITimeoutError, Exponential, RetryPolicy
-from cometsync._policy import Classification, classify, decide, parse_retry_after
+from cometsync._policy import Classification, classify, decide
 from cometsync.testing import json_response
 
 
 def err(code: Optional[str] = None, message: str = "boom") -> Dict[str, Any]:
     return {"error": {"message": message, "type": "comet_api_error", "param": None, "code": code}}
-
-
-def test_retry_after_ms_wins_over_seconds() -> None:
-    """retry-after-ms is the more precise header and is read first."""
-    assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}, 0) == 1.5
-
-
-def test_retry_after_seconds_may_be_fractional() -> None:
-    """retry-after as (fractional) seconds."""
-    assert parse_retry_after({"retry-after": "2.5"}, 0) == 2.5
-
-
-@freeze_time("2026-11-22 10:00:00", tz_offset=0)
-def test_retry_after_http_date_is_relative_to_the_wall_clock() -> None:
-    """An HTTP date means 'until then', measured against the current wall time."""
-    import time
-
-    when = datetime(2026, 11, 22, 10, 0, 30, tzinfo=timezone.utc)
-    assert (
-        parse_retry_after({"retry-after": format_datetime(when, usegmt=True)}, time.time()) == 30.0
-    )
-    past = when - timedelta(hours=1)
-    assert (
-        parse_retry_after({"retry-after": format_datetime(past, usegmt=True)}, time.time()) == 0.0
-    )
-
-
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {},
-        {"retry-after": "soon"},
-        {"retry-after": "nan"},
-        {"retry-after-ms": "inf", "retry-after": "x"},
-    ],
-)
-def test_missing_or_garbage_retry_after_is_none(headers: Dict[str, str]) -> None:
-    """Unparseable values are ignored rather than crashing or waiting forever."""
-    assert parse_retry_after(headers, 0) is None
-
-
-def test_negative_retry_after_means_no_wait() -> None:
-    """A negative wait is clamped to zero."""
-    assert parse_retry_after({"retry-after": "-3"}, 0) == 0.0
 
 
 def cls(status: int, body: Any = None, headers: Optional[Dict[str, str]] = None) -> Classification:
