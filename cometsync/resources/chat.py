@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from concurrent.futures import Future
 from typing import (
     TYPE_CHECKING,
@@ -22,7 +21,6 @@ from .._errors import RequestTypeError, RequestValidationError
 from .._flow import CallSpec
 from .._model import WireModel
 from .._policy import ResponseLike
-from .._pool import bounded_map, failed_future, map_window
 from .._raw import RawResponse, raw_spec
 from .._stream import Stream, stream_spec
 from .._transport import HTTPRequest
@@ -30,13 +28,13 @@ from .._types import Attempt, ChatCompletion, Timeout, TimeoutLike
 from .._validate import (
     _chain,
     _check_json,
-    _check_map_item,
     _check_model_list,
     _check_stream_fields,
     _refuse_client_settings,
     _refuse_stream,
     _validate_messages,
 )
+from ._on_pool import map_on_pool, submit_on_pool
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -230,9 +228,7 @@ class Completions:
             ClientClosedError: the client is closed (a RuntimeError).
         """
         _refuse_stream(create_kwargs, "submit")
-        pool = self._client._shared.pool()
-        bad = _check_map_item(create_kwargs, inspect.signature(self.create), "submit()")
-        return pool.submit(self._run, create_kwargs) if bad is None else failed_future(bad)
+        return submit_on_pool(self._client, self.create, self._run, create_kwargs)
 
     def map(
         self,
@@ -261,37 +257,28 @@ class Completions:
                 yielding, after cancelling every item not yet started. On KeyboardInterrupt,
                 or when you stop iterating, the items not yet started are cancelled.
         """
-        if not isinstance(ordered, bool):
-            raise TypeError(f"ordered must be True or False, got {ordered!r}")
-        pool = self._client._shared.pool()
-        workers = self._client.max_workers
-
-        signature = inspect.signature(self.create)
-        read = [0]
-
-        def start(item: Any) -> Future[ChatCompletion]:
-            read[0] += 1
-            bad = _check_map_item(item, signature, f"map() requests[{read[0] - 1}]")
-            if bad is not None:
-                return failed_future(bad)
-            try:
-                _refuse_stream(item, "map")
-            except RequestValidationError as exc:
-                return failed_future(exc)
-            return pool.submit(self._run, item)
-
-        return bounded_map(
-            start,
+        return map_on_pool(
+            self._client,
+            self.create,
+            self._run,
             requests,
-            window=map_window(workers),
-            ahead=2 * workers,
-            ordered=ordered,
             return_exceptions=return_exceptions,
+            ordered=ordered,
+            refuse=_stream_refusal,
         )
 
-    def _run(self, kwargs: Mapping[str, Any]) -> ChatCompletion:
+    def _run(self, **kwargs: Any) -> ChatCompletion:
         result: ChatCompletion = self.create(**kwargs)  # stream=True was refused before
         return result
+
+
+def _stream_refusal(item: Mapping[str, Any]) -> Optional[BaseException]:
+    """A ``map`` item asking for a stream fails alone (a stream belongs to its reader)."""
+    try:
+        _refuse_stream(item, "map")
+    except RequestValidationError as exc:
+        return exc
+    return None
 
 
 class CompletionsWithRawResponse:

@@ -9,7 +9,6 @@ that call, never to the client's chat fallback chain.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from concurrent.futures import Future
 from typing import (
     TYPE_CHECKING,
@@ -28,16 +27,15 @@ from .._embedding_types import CreateEmbeddingResponse
 from .._errors import RequestTypeError, RequestValidationError
 from .._flow import CallSpec
 from .._policy import ResponseLike
-from .._pool import bounded_map, failed_future, map_window
 from .._raw import RawResponse, raw_spec
 from .._types import Attempt, Timeout, TimeoutLike
 from .._validate import (
     _chain,
     _check_json,
-    _check_map_item,
     _check_model_list,
     _refuse_client_settings,
 )
+from ._on_pool import map_on_pool, submit_on_pool
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -236,9 +234,7 @@ class Embeddings:
         Raises:
             ClientClosedError: the client is closed (a RuntimeError).
         """
-        pool = self._client._shared.pool()
-        bad = _check_map_item(create_kwargs, inspect.signature(self.create), "submit()")
-        return pool.submit(self._run, create_kwargs) if bad is None else failed_future(bad)
+        return submit_on_pool(self._client, self.create, self._run, create_kwargs)
 
     def map(
         self,
@@ -253,31 +249,16 @@ class Embeddings:
         ``max(1024, 8 * max_workers)`` requests held; ``ordered=False`` yields them as they
         finish; an item that is not a dict fails alone.
         """
-        if not isinstance(ordered, bool):
-            raise TypeError(f"ordered must be True or False, got {ordered!r}")
-        pool = self._client._shared.pool()
-        workers = self._client.max_workers
-
-        signature = inspect.signature(self.create)
-        read = [0]
-
-        def start(item: Any) -> Future[CreateEmbeddingResponse]:
-            read[0] += 1
-            bad = _check_map_item(item, signature, f"map() requests[{read[0] - 1}]")
-            if bad is not None:
-                return failed_future(bad)
-            return pool.submit(self._run, item)
-
-        return bounded_map(
-            start,
+        return map_on_pool(
+            self._client,
+            self.create,
+            self._run,
             requests,
-            window=map_window(workers),
-            ahead=2 * workers,
-            ordered=ordered,
             return_exceptions=return_exceptions,
+            ordered=ordered,
         )
 
-    def _run(self, kwargs: Mapping[str, Any]) -> CreateEmbeddingResponse:
+    def _run(self, **kwargs: Any) -> CreateEmbeddingResponse:
         result: CreateEmbeddingResponse = self.create(**kwargs)
         return result
 
