@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch = commands.add_parser(
         "batch",
         parents=[common, chain],
-        help="run a JSONL file of chat requests, one result line per input line",
+        help="run a JSONL file of chat or embedding requests, one result line per input line",
     )
     batch.add_argument("input", metavar="INPUT.jsonl", help='lines {"custom_id", "body"}')
     batch.add_argument("-o", "--output", required=True, metavar="OUTPUT.jsonl")

@@ -30,20 +30,20 @@ from .scenario import (
 from .server import Simulator, SimulatorServer
 
 __all__ = [
+    "Core",
     "END_KINDS",
     "FAULTS",
     "FLAKY_CHAIN",
-    "PRESETS",
-    "STREAM_FAULTS",
-    "Core",
     "Fault",
     "Latency",
     "Load",
     "ModelSpec",
     "Outage",
+    "PRESETS",
     "Pricing",
     "RateLimits",
     "Reply",
+    "STREAM_FAULTS",
     "Scenario",
     "ScenarioError",
     "Simulator",

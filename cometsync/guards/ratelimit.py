@@ -36,12 +36,15 @@ CHARS_PER_TOKEN = 4
 class RateLimit:
     """The most a key may send: requests and/or tokens per minute, paced (see module doc).
 
+    ``RateLimit()`` (neither) sets no limit of its own: only the limits the server announces in
+    ``x-ratelimit-*`` headers are paced to.
+
     Args:
         rpm: requests per minute, or None for no request limit.
         tpm: tokens per minute (prompt + completion), or None for no token limit.
 
     Raises:
-        ConfigError: a value that is not a finite number > 0, or neither rpm nor tpm.
+        ConfigError: a value that is not a finite number > 0.
     """
 
     rpm: Optional[float] = None
@@ -57,11 +60,6 @@ class RateLimit:
                 raise ConfigError(
                     f"RateLimit.{name} must be a finite number > 0 or None, got {value!r}"
                 )
-        if self.rpm is None and self.tpm is None:
-            raise ConfigError(
-                "RateLimit needs rpm= (requests per minute) and/or tpm= (tokens per minute);"
-                " with neither it would limit nothing"
-            )
 
 
 #: Limits per model; the key ``None`` applies to every model not named.

@@ -19,3 +19,12 @@ def test_routes_auth_and_limits() -> None:
     assert wrong.status == 401
     big = core.handle("POST", "/v1/chat/completions", AUTH, b"", 0, body_length=10**9)
     assert big.status == 413 and error_code(big) == "request_too_large"
+
+
+def test_the_public_names_are_sorted_and_all_import() -> None:
+    """simulator.__all__ is in plain sorted() order (the house rule) and every name exists."""
+    import simulator
+
+    assert list(simulator.__all__) == sorted(simulator.__all__)
+    for name in simulator.__all__:
+        assert getattr(simulator, name) is not None

@@ -181,13 +181,18 @@ def test_clients_sharing_a_fleet_memory_store_act_as_one() -> None:
     assert b_clock.sleeps == pytest.approx([1.0], abs=1e-5)  # f's 60 rpm a spent
 
 
-def test_rate_limit_with_neither_rpm_nor_tpm_is_refused() -> None:
-    """RateLimit() would limit nothing: a ConfigError naming rpm and tpm, not silence."""
-    with pytest.raises(cometsync.ConfigError, match=r"rpm=.*tpm=.*limit nothing"):
-        cometsync.RateLimit()
-    with pytest.raises(cometsync.ConfigError, match="neither"):
-        cometsync.Client(api_key="k", rate_limit=cometsync.RateLimit(rpm=None, tpm=None))
-    assert cometsync.RateLimit(tpm=1000).rpm is None  # one of the two is enough
+def test_rate_limit_with_neither_rpm_nor_tpm_paces_only_to_the_server() -> None:
+    """RateLimit() sets no limit of its own: calls go at once until the server announces one."""
+    assert cometsync.RateLimit() == cometsync.RateLimit(rpm=None, tpm=None)
+    transport = ScriptedTransport([ok() for _ in range(3)])
+    clock = FakeClock()
+    client = cometsync.Client(
+        api_key="k", transport=transport, clock=clock, rate_limit=cometsync.RateLimit()
+    )
+    for _ in range(3):
+        client.chat.completions.create(model="m", messages=MSG)
+    assert clock.sleeps == []  # nothing of its own to pace to
+    assert client.stats()["shared"]["rate_limits"]["*"] == {"rpm": None, "tpm": None}
 
 
 def test_stats_name_the_every_model_limit_star_and_never_show_none() -> None:
