@@ -6,7 +6,8 @@ Input lines use the OpenAI batch format, ``{"custom_id": ..., "body": {chat requ
 Output lines are ``{"custom_id", "response", "error"}``, written and flushed one by one as
 requests finish (completion order, as OpenAI's batch output: join on ``custom_id``), so no
 worker waits behind a slow line, an interrupted run keeps every finished line and ``resume``
-continues it. ``ordered=True`` writes in input order instead (measured slower: README).
+continues it. ``ordered=True`` writes in input order instead (it can pause the workers behind
+a slow line; measured within run-to-run noise of completion order: README).
 
 Decisions:
 - a line without ``custom_id`` gets ``line-<N>`` (its 1-based line number), stable as long as
