@@ -56,7 +56,8 @@ class Client:
         deadline: seconds for a whole call across every attempt and model, or None.
         max_workers: bound of the thread pool behind ``submit``/``map``; also sizes the
             connection pool.
-        session: a ``requests.Session`` to send with (you keep ownership of it).
+        session: a ``requests.Session`` to send with (you keep ownership of it); None (the
+            default) sends with urllib3 directly (``Urllib3Transport``).
         on_attempt: called with every ``Attempt`` (after logging) from the calling thread.
         transport: a custom transport (tests, simulators); excludes ``session``.
         clock: a custom clock (tests, simulations).
