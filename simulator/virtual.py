@@ -230,11 +230,13 @@ class Engine:
                 task: Task = arg
                 outcome = task.outcome
                 task.outcome = None
-                if task.queued:  # the send waited for a slot: the flow records it as `queued`
-                    outcome = Queued(outcome, task.queued)  # type: ignore[arg-type]
-                    task.queued = 0.0
-                if task.holding is not None:
-                    self._release(task)
+                # Only a task with a limiter's slots (_send()) ever waits for one or holds one.
+                if task.try_acquire is not None:
+                    if task.queued:  # the send waited for a slot: the flow records `queued`
+                        outcome = Queued(outcome, task.queued)  # type: ignore[arg-type]
+                        task.queued = 0.0
+                    if task.holding is not None:
+                        self._release(task)
                 try:
                     # Any: `kind`, looked at once, tells Sleep (seconds: action[0]) from Send.
                     action: Any = task.send(outcome)
