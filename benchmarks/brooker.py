@@ -88,6 +88,8 @@ class BrookerRow:
         # Bound once: used two or four times per attempt, millions of times in a sweep.
         self._random = rng.random
         self._write_cb = self._write
+        self._schedule = engine.schedule
+        self._reply = engine.reply
 
     def _hop(self) -> float:
         return abs(self.rng.gauss(HOP_MEAN, HOP_SD))
@@ -116,9 +118,11 @@ class BrookerRow:
             g2rad = _sqrt(-2.0 * _log(1.0 - random_()))
             w = _cos(x2pi) * g2rad
             rng.gauss_next = _sin(x2pi) * g2rad
-        read_at = engine.clock.now + abs(HOP_MEAN + z * HOP_SD)
-        at = read_at + abs(_TWO_HOPS_MEAN + w * _TWO_HOPS_SD)
-        engine.schedule(at, self._write_cb, (task, read_at))
+        # abs(), as a conditional: the same sum (only -0.0 differs, and it adds as 0.0).
+        hop = HOP_MEAN + z * HOP_SD
+        read_at = engine.clock.now + (hop if hop >= 0.0 else -hop)
+        hops = _TWO_HOPS_MEAN + w * _TWO_HOPS_SD
+        self._schedule(read_at + (hops if hops >= 0.0 else -hops), self._write_cb, (task, read_at))
 
     def _write(self, arg: Tuple[Task, float]) -> None:
         task, read_at = arg
@@ -138,7 +142,8 @@ class BrookerRow:
             rng.gauss_next = _sin(x2pi) * g2rad
         else:
             rng.gauss_next = None
-        engine.reply(task, _OK if won else _CONFLICT, now + abs(HOP_MEAN + z * HOP_SD))
+        hop = HOP_MEAN + z * HOP_SD
+        self._reply(task, _OK if won else _CONFLICT, now + (hop if hop >= 0.0 else -hop))
 
 
 def run_once(clients: int, strategy: str, seed: Any) -> Tuple[int, float, int]:

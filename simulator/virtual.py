@@ -172,7 +172,7 @@ class Engine:
     def schedule(self, at: float, callback: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``callback(arg)`` at virtual time ``at`` (now, if ``at`` is in the past)."""
         now = self.clock.now
-        heapq.heappush(self._heap, (at if at > now else now, next(self._seq), callback, arg))
+        _push(self._heap, (at if at > now else now, next(self._seq), callback, arg))
 
     def spawn(
         self,
