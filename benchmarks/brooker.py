@@ -48,6 +48,8 @@ HOP_SD = 0.002
 _SQRT2 = math.sqrt(2.0)
 _TWO_HOPS_MEAN = 2 * HOP_MEAN
 _TWO_HOPS_SD = HOP_SD * _SQRT2
+_TWOPI = 2.0 * math.pi  # as random.TWOPI
+_cos, _sin, _log, _sqrt = math.cos, math.sin, math.log, math.sqrt
 
 #: The blog's five strategies as cometsync backoffs (see the module docstring for the bases).
 STRATEGIES: Dict[str, Backoff] = {
@@ -83,23 +85,44 @@ class BrookerRow:
         self.rng = rng
         self.writes = 0
         self._last_success = -1.0
-        # Bound once: each is used once or twice per attempt, millions of times in a sweep.
-        self._gauss = rng.gauss
+        # Bound once: used two or four times per attempt, millions of times in a sweep.
+        self._random = rng.random
         self._write_cb = self._write
+        self._schedule = engine.schedule
+        self._reply = engine.reply
 
     def _hop(self) -> float:
-        return abs(self._gauss(HOP_MEAN, HOP_SD))
+        return abs(self.rng.gauss(HOP_MEAN, HOP_SD))
 
     def _two_hops(self) -> float:
         # The read reply and the write request, as one draw: the sum of two independent
         # Normal(10, 2) hops is exactly Normal(20, 2*sqrt(2)); abs() never bites at 7 sd.
-        return abs(self._gauss(_TWO_HOPS_MEAN, _TWO_HOPS_SD))
+        return abs(self.rng.gauss(_TWO_HOPS_MEAN, _TWO_HOPS_SD))
+
+    # submit() and _write() draw their normals as ``random.Random.gauss`` does, inlined (a
+    # Python call each saved, three per attempt): the same ``random()`` calls in the same
+    # order, the same float operations, and the spare normal kept in the Random's own
+    # ``gauss_next``, so ``rng.gauss`` elsewhere sees exactly the state it would have.
 
     def submit(self, engine: Engine, task: Task, send: Send) -> None:
-        gauss = self._gauss  # _hop() and _two_hops(), inlined: the same draws in the same order
-        read_at = engine.clock.now + abs(gauss(HOP_MEAN, HOP_SD))
-        at = read_at + abs(gauss(_TWO_HOPS_MEAN, _TWO_HOPS_SD))
-        engine.schedule(at, self._write_cb, (task, read_at))
+        rng = self.rng
+        random_ = self._random
+        z = rng.gauss_next  # _hop(): the spare normal, or a new pair
+        if z is None:
+            x2pi = random_() * _TWOPI
+            g2rad = _sqrt(-2.0 * _log(1.0 - random_()))
+            z = _cos(x2pi) * g2rad
+            w = _sin(x2pi) * g2rad  # _two_hops() takes the pair's spare; none is left
+        else:
+            x2pi = random_() * _TWOPI  # _two_hops() needs a new pair; its spare is kept
+            g2rad = _sqrt(-2.0 * _log(1.0 - random_()))
+            w = _cos(x2pi) * g2rad
+            rng.gauss_next = _sin(x2pi) * g2rad
+        # abs(), as a conditional: the same sum (only -0.0 differs, and it adds as 0.0).
+        hop = HOP_MEAN + z * HOP_SD
+        read_at = engine.clock.now + (hop if hop >= 0.0 else -hop)
+        hops = _TWO_HOPS_MEAN + w * _TWO_HOPS_SD
+        self._schedule(read_at + (hops if hops >= 0.0 else -hops), self._write_cb, (task, read_at))
 
     def _write(self, arg: Tuple[Task, float]) -> None:
         task, read_at = arg
@@ -109,7 +132,18 @@ class BrookerRow:
         won = self._last_success < read_at  # the version read is still current
         if won:
             self._last_success = now
-        engine.reply(task, _OK if won else _CONFLICT, now + abs(self._gauss(HOP_MEAN, HOP_SD)))
+        rng = self.rng
+        z = rng.gauss_next  # _hop()
+        if z is None:
+            random_ = self._random
+            x2pi = random_() * _TWOPI
+            g2rad = _sqrt(-2.0 * _log(1.0 - random_()))
+            z = _cos(x2pi) * g2rad
+            rng.gauss_next = _sin(x2pi) * g2rad
+        else:
+            rng.gauss_next = None
+        hop = HOP_MEAN + z * HOP_SD
+        self._reply(task, _OK if won else _CONFLICT, now + (hop if hop >= 0.0 else -hop))
 
 
 def run_once(clients: int, strategy: str, seed: Any) -> Tuple[int, float, int]:

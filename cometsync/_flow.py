@@ -103,6 +103,7 @@ def call_flow(
             e.g. a fallback refusing the prefill, is recorded but never raised as the cause).
     """
     start = clock.monotonic()
+    monotonic, wall = clock.monotonic, clock.time  # bound once: read each attempt
     stop_at = None if deadline is None else start + deadline
     history: List[Union[Attempt, Unbuilt]] = []
     last_error: Union[APIError, Deferred, None] = None
@@ -191,7 +192,7 @@ def call_flow(
                         break
                     raise fail(resume.error)
                 body, prefilled = planned
-            sent_at = clock.monotonic()
+            sent_at = monotonic()
             capped = timeout
             if stop_at is not None:
                 left = stop_at - sent_at
@@ -203,7 +204,7 @@ def call_flow(
             outcome = yield _new(
                 Send, (model, method, path, body, capped, stream, attempt, stop_at)
             )
-            done_at = clock.monotonic()
+            done_at = monotonic()
             queued, waited = waited, 0.0
             if isinstance(outcome, Queued):
                 queued += outcome.seconds
@@ -212,7 +213,7 @@ def call_flow(
             if outcome is None:
                 raise TypeError("the driver answered a Send with None")
             # Positional: the keyword call costs more, once per attempt.
-            verdict, deferred = assess(outcome, policy, model, clock.time(), method)  # type: ignore[arg-type]
+            verdict, deferred = assess(outcome, policy, model, wall(), method)  # type: ignore[arg-type]
             result: Any = None
             if verdict.ok:
                 try:

@@ -172,7 +172,7 @@ class Engine:
     def schedule(self, at: float, callback: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``callback(arg)`` at virtual time ``at`` (now, if ``at`` is in the past)."""
         now = self.clock.now
-        heapq.heappush(self._heap, (at if at > now else now, next(self._seq), callback, arg))
+        _push(self._heap, (at if at > now else now, next(self._seq), callback, arg))
 
     def spawn(
         self,
@@ -230,34 +230,40 @@ class Engine:
                 task: Task = arg
                 outcome = task.outcome
                 task.outcome = None
-                if task.queued:  # the send waited for a slot: the flow records it as `queued`
-                    outcome = Queued(outcome, task.queued)  # type: ignore[arg-type]
-                    task.queued = 0.0
-                if task.holding is not None:
-                    self._release(task)
+                # Only a task with a limiter's slots (_send()) ever waits for one or holds one.
+                if task.try_acquire is not None:
+                    if task.queued:  # the send waited for a slot: the flow records `queued`
+                        outcome = Queued(outcome, task.queued)  # type: ignore[arg-type]
+                        task.queued = 0.0
+                    if task.holding is not None:
+                        self._release(task)
                 try:
-                    action = task.send(outcome)
+                    # Any: `kind`, looked at once, tells Sleep (seconds: action[0]) from Send.
+                    action: Any = task.send(outcome)
+                    kind = type(action)
                     # A zero wait with nothing else due at this instant would be the very next
                     # event anyway: resume at once instead of a heap round trip (same order,
                     # same results).
-                    while type(action) is Sleep and action.seconds <= 0:
+                    while kind is Sleep and action[0] <= 0:
                         if heap and heap[0][0] <= at:
                             break
                         action = task.send(None)
+                        kind = type(action)
                 except StopIteration as stop:
                     self._finish(task, stop.value, None)
                     continue
                 except APIError as error:
                     self._finish(task, None, error)
                     continue
-                if type(action) is Sleep:
-                    wake = at + action.seconds
+                if kind is Sleep:
+                    wake = at + action[0]
                     _push(heap, (wake if wake > at else at, next(seq), resume, task))
-                elif type(action) is Send and task.try_acquire is None:
-                    task.sends += 1  # _send() without a slot to take, inlined
-                    task.server.submit(self, task, action)
-                elif type(action) is Send:
-                    self._send(task, action)
+                elif kind is Send:
+                    if task.try_acquire is None:
+                        task.sends += 1  # _send() without a slot to take, inlined
+                        task.server.submit(self, task, action)
+                    else:
+                        self._send(task, action)
                 else:
                     raise TypeError(f"a flow yielded {action!r}; expected Send or Sleep")
         finally:
