@@ -91,15 +91,18 @@ class Driver:
         )
         guards = shared.guards
         # Rate limits: reserve tokens, settle to usage (a route without a model has none).
-        paced = isinstance(guards, SharedGuards) and any(m is not None for m in chain)
+        pacer = guards if isinstance(guards, SharedGuards) else None
+        if not any(m is not None for m in chain):
+            pacer = None
+        paced = pacer is not None
         last: List[Tuple[Optional[str], int]] = []  # the last Send's (model, tokens reserved)
 
         def drive(first: Callable[[], Any]) -> Deliver:
             return self._drive(flow, headers, first, paced, last)
 
         try:
-            if paced:
-                with guards.call(estimate_tokens(spec.body)):  # type: ignore[attr-defined]
+            if pacer is not None:
+                with pacer.call(estimate_tokens(spec.body)):
                     action = drive(flow.__next__)
             else:
                 action = drive(flow.__next__)

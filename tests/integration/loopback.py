@@ -8,6 +8,7 @@ that is holding a reply ("hang", "stall") lets go at once.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Type, TypeVar
@@ -19,8 +20,6 @@ class _QuietServer(ThreadingHTTPServer):
     """A client that resets its connection (as the tests' clients do on purpose) is no error."""
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             super().handle_error(request, client_address)
 
